@@ -1,0 +1,5 @@
+"""``python -m flexbench`` runs the CLI."""
+
+from flexbench.cli import main
+
+main()

@@ -1,0 +1,235 @@
+"""On-disk layout of a prepared dataset, and its reader and writer.
+
+``flexbench data prepare`` and the built-in mock dataset both write this layout;
+every ranker, trainer and the harness read it through :class:`PreparedDataset`.
+
+``<data>/prepared/<name>/``::
+
+    meta.json             schema_version, dataset, variant, needs, config, fingerprint
+    instances.parquet     instance_id, split, user_id, query, query_time,
+                          history_item_ids, history_engagement, history_timestamps,
+                          candidate_ids  (candidates in retriever order)
+    items.parquet         item_id, text, topics  (row i <-> item_embeddings.npy row i)
+    labels.parquet        instance_id, need, gains (aligned with candidate_ids), relevant
+    interactions.parquet  user_id, item_id, value, timestamp, split
+                          (the observable view: KuaiRec's 10% sparse sample)
+    item_embeddings.npy   float32 [n_items, dim], L2-normalised (optional)
+
+The fingerprint is a SHA-256 over the data files' bytes, recorded by the result
+store so that a result always names the exact data it was computed on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flexbench.errors import FlexBenchError
+from flexbench.types import Candidate, HistoryItem, Instance, NeedLabels, Split
+
+SCHEMA_VERSION = 1
+DATA_FILES = ("instances.parquet", "items.parquet", "labels.parquet", "interactions.parquet")
+EMBEDDINGS_FILE = "item_embeddings.npy"
+
+
+class DatasetNotPrepared(FlexBenchError):
+    """The prepared directory is missing; the message says which command creates it."""
+
+
+def _fingerprint(root: Path) -> str:
+    digest = hashlib.sha256()
+    for name in (*DATA_FILES, EMBEDDINGS_FILE):
+        path = root / name
+        if path.exists():
+            digest.update(name.encode())
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+class PreparedDataset:
+    """Read access to one prepared dataset directory (see module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        meta_path = self.root / "meta.json"
+        if not meta_path.exists():
+            raise DatasetNotPrepared(f"{self.root} holds no prepared dataset (no meta.json); "
+                                     f"run `flexbench data prepare {self.root.name}`")
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text())
+        if self.meta.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"{meta_path}: schema_version {self.meta.get('schema_version')} "
+                             f"is not {SCHEMA_VERSION}; prepare the dataset again")
+
+    @property
+    def name(self) -> str:
+        """Directory name (e.g. ``kuairec`` or ``kuairec-dense``)."""
+        return self.root.name
+
+    @property
+    def dataset(self) -> str:
+        """Dataset key (``kuairec``, ``ml-1m``, ``esci`` or ``mock``)."""
+        return str(self.meta["dataset"])
+
+    @property
+    def variant(self) -> str:
+        """``sparse`` or ``dense`` (KuaiRec training-label variant)."""
+        return str(self.meta.get("variant", "sparse"))
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Needs labelled in this dataset."""
+        return tuple(self.meta["needs"])
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the data files, computed when the dataset was written."""
+        return str(self.meta["fingerprint"])
+
+    @cached_property
+    def items(self) -> pd.DataFrame:
+        """Item table indexed by ``item_id`` with columns ``text`` and ``topics``."""
+        return pd.read_parquet(self.root / "items.parquet").set_index("item_id", drop=False)
+
+    @cached_property
+    def _instances_frame(self) -> pd.DataFrame:
+        return pd.read_parquet(self.root / "instances.parquet")
+
+    @cached_property
+    def _labels_frame(self) -> pd.DataFrame:
+        return pd.read_parquet(self.root / "labels.parquet")
+
+    def instances(self, split: Split | str | None = None, limit: int | None = None) -> list[Instance]:
+        """Instances of ``split`` (all when ``None``) in stored order, at most ``limit``."""
+        frame = self._instances_frame
+        if split is not None:
+            frame = frame[frame["split"] == Split(split).value]
+        if limit is not None:
+            frame = frame.head(limit)
+        text = self.items["text"].to_dict()
+        return [_row_to_instance(row, self.dataset, text) for row in frame.itertuples(index=False)]
+
+    def labels(self, need: str, split: Split | str | None = None) -> dict[str, NeedLabels]:
+        """Labels of ``need`` by instance ID."""
+        if need not in self.needs:
+            raise ValueError(f"dataset {self.name!r} has no labels for need {need!r}; "
+                             f"it has {', '.join(self.needs)}")
+        frame = self._labels_frame[self._labels_frame["need"] == need]
+        if split is not None:
+            ids = set(self._instances_frame.loc[self._instances_frame["split"] == Split(split).value,
+                                                "instance_id"])
+            frame = frame[frame["instance_id"].isin(ids)]
+        cand = self._instances_frame.set_index("instance_id")["candidate_ids"]
+        return {
+            row.instance_id: NeedLabels(
+                instance_id=row.instance_id, need=need,
+                candidate_ids=tuple(cand[row.instance_id]),
+                gains=tuple(float(g) for g in row.gains),
+                relevant=frozenset(row.relevant),
+            )
+            for row in frame.itertuples(index=False)
+        }
+
+    def interactions(self, split: Split | str | None = Split.TRAIN) -> pd.DataFrame:
+        """Observable interactions (``user_id, item_id, value, timestamp, split``) of ``split``."""
+        frame = pd.read_parquet(self.root / "interactions.parquet")
+        return frame if split is None else frame[frame["split"] == Split(split).value].reset_index(drop=True)
+
+    def item_embeddings(self) -> tuple[list[str], np.ndarray] | None:
+        """``(item_ids, matrix)`` of the frozen retriever's item embeddings, if stored."""
+        path = self.root / EMBEDDINGS_FILE
+        if not path.exists():
+            return None
+        return list(self.items["item_id"]), np.load(path)
+
+
+def _row_to_instance(row: Any, dataset: str, text: Mapping[str, str]) -> Instance:
+    stamps = row.history_timestamps if row.history_timestamps is not None else []
+    history = tuple(
+        HistoryItem(item_id=i, text=text[i], engagement=float(e),
+                    timestamp=None if t is None or pd.isna(t) else int(t))
+        for i, e, t in zip(row.history_item_ids, row.history_engagement,
+                           list(stamps) + [None] * (len(row.history_item_ids) - len(stamps)),
+                           strict=True)
+    )
+    return Instance(
+        instance_id=row.instance_id, dataset=dataset, split=Split(row.split),
+        candidates=tuple(Candidate(i, text[i]) for i in row.candidate_ids),
+        user_id=None if row.user_id is None else str(row.user_id),
+        history=history,
+        query=row.query if isinstance(row.query, str) else None,
+        query_time=None if row.query_time is None or pd.isna(row.query_time) else int(row.query_time),
+    )
+
+
+def instances_frame(instances: Iterable[Instance]) -> pd.DataFrame:
+    """Turn instances into the ``instances.parquet`` frame."""
+    rows = [{
+        "instance_id": x.instance_id, "split": x.split.value, "user_id": x.user_id, "query": x.query,
+        "query_time": x.query_time,
+        "history_item_ids": [h.item_id for h in x.history],
+        "history_engagement": [float(h.engagement) for h in x.history],
+        "history_timestamps": [h.timestamp for h in x.history],
+        "candidate_ids": list(x.candidate_ids),
+    } for x in instances]
+    frame = pd.DataFrame(rows)
+    frame["query_time"] = frame["query_time"].astype("Int64")
+    return frame
+
+
+def labels_frame(labels: Iterable[NeedLabels]) -> pd.DataFrame:
+    """Turn labels into the ``labels.parquet`` frame."""
+    return pd.DataFrame([{
+        "instance_id": lab.instance_id, "need": lab.need, "gains": list(lab.gains),
+        "relevant": sorted(lab.relevant),
+    } for lab in labels])
+
+
+def write_prepared(
+    root: Path,
+    *,
+    dataset: str,
+    variant: str,
+    needs: Sequence[str],
+    instances: pd.DataFrame,
+    items: pd.DataFrame,
+    labels: pd.DataFrame,
+    interactions: pd.DataFrame,
+    embeddings: np.ndarray | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> PreparedDataset:
+    """Write a prepared dataset atomically enough for reruns: meta.json is written last.
+
+    ``instances``/``labels`` use the frames of :func:`instances_frame` and
+    :func:`labels_frame`; ``items`` needs ``item_id, text, topics``;
+    ``interactions`` needs ``user_id, item_id, value, timestamp, split``.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "meta.json").unlink(missing_ok=True)
+    missing = {"item_id", "text", "topics"} - set(items.columns)
+    if missing:
+        raise ValueError(f"items frame lacks columns {sorted(missing)}")
+    instances.to_parquet(root / "instances.parquet", index=False)
+    items.reset_index(drop=True).to_parquet(root / "items.parquet", index=False)
+    labels.to_parquet(root / "labels.parquet", index=False)
+    interactions.to_parquet(root / "interactions.parquet", index=False)
+    if embeddings is not None:
+        if len(embeddings) != len(items):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(items)} items")
+        np.save(root / EMBEDDINGS_FILE, np.asarray(embeddings, dtype=np.float32))
+    meta = {
+        "schema_version": SCHEMA_VERSION, "dataset": dataset, "variant": variant,
+        "needs": list(needs), "config": dict(config or {}), "fingerprint": _fingerprint(root),
+        "n_instances": int(len(instances)),
+    }
+    (root / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    return PreparedDataset(root)

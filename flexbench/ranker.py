@@ -1,0 +1,169 @@
+"""The one ``Ranker`` interface and the explicit registry table of every method.
+
+Every method — need oracles, classic baselines, LLMs, trained policies — is a
+:class:`Ranker`: a batch of instances and a need in, one :class:`Ranking` per
+instance out, in input order (STYLE pattern 1). Methods are named in one table,
+:data:`REGISTRY`, imported lazily (STYLE pattern 2): ``flexbench rankers`` lists
+them without importing torch or RecBole.
+
+A factory receives a :class:`RankerContext` and returns a ranker, or raises
+:class:`RankerUnavailable` with a one-line reason when it cannot run here (no API
+key, no checkpoint, dataset not supported). ``flexbench eval --all`` prints that
+reason and moves on.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from flexbench.errors import FlexBenchError
+from flexbench.types import Instance, NeedSpec, Ranking
+
+if TYPE_CHECKING:
+    from flexbench.prepared import PreparedDataset
+
+
+@runtime_checkable
+class Ranker(Protocol):
+    """Ranks the candidates of each instance for a need.
+
+    ``rank`` must return exactly one :class:`Ranking` per instance, in input
+    order, with ``Ranking.instance_id`` equal to the instance's ID. The output
+    may be imperfect (invalid IDs, duplicates, too few items): the harness
+    repairs it and counts every defect.
+    """
+
+    name: str
+
+    def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]: ...
+
+
+class RankerUnavailable(FlexBenchError):
+    """Raised by a factory that cannot run here; the message is the reason shown to users."""
+
+
+class UnknownRanker(FlexBenchError):
+    """Raised for a name not in :data:`REGISTRY`; the message suggests close names."""
+
+
+class RankerKind(StrEnum):
+    """Groups of the leaderboard (the paper's row groups)."""
+
+    REFERENCE = "reference"
+    ORACLE = "oracle"
+    CLASSIC = "classic"
+    ZERO_SHOT = "zero-shot"
+    TRAINED = "trained"
+
+
+@dataclass(frozen=True, slots=True)
+class RankerContext:
+    """What a factory may use to build a ranker.
+
+    ``dataset`` gives training interactions, item embeddings and (for the need
+    oracles only) labels. ``options`` are method-specific settings from the CLI
+    (``--model``, ``--checkpoint``, ``--base-url`` ...).
+    """
+
+    dataset: PreparedDataset
+    seed: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
+    cache_dir: Path = Path("data/cache")
+
+
+Factory = Callable[[RankerContext], Ranker]
+
+
+@dataclass(frozen=True, slots=True)
+class RankerEntry:
+    """One row of the registry: a name, where its factory lives, and fixed options."""
+
+    name: str
+    target: str  # "module.path:attribute", imported on first use
+    kind: RankerKind
+    description: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Factory:
+        """Import and return the factory named by ``target``."""
+        module_name, _, attr = self.target.partition(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+
+
+def _entries(*rows: RankerEntry) -> dict[str, RankerEntry]:
+    table: dict[str, RankerEntry] = {}
+    for row in rows:
+        if row.name in table:
+            raise ValueError(f"duplicate ranker name {row.name!r}")
+        table[row.name] = row
+    return table
+
+
+_K = RankerKind
+_TRAINED = "flexbench.train.policy_ranker:TrainedPolicyRanker"
+
+REGISTRY: dict[str, RankerEntry] = _entries(
+    RankerEntry("random", "baselines.reference:RandomRanker", _K.REFERENCE,
+                "Uniformly random permutation, seeded by (seed, instance id)."),
+    RankerEntry("candidate-order", "baselines.reference:CandidateOrderRanker", _K.REFERENCE,
+                "The frozen retriever's order (STAR-style cosine retrieval)."),
+    RankerEntry("oracle-interest", "needs.oracle:OracleRanker", _K.ORACLE,
+                "Ranks by the Maximizing Interest labels.", {"oracle_need": "interest"}),
+    RankerEntry("oracle-novelty", "needs.oracle:OracleRanker", _K.ORACLE,
+                "Ranks by the Explore New Topics labels.", {"oracle_need": "novelty"}),
+    RankerEntry("oracle-trend", "needs.oracle:OracleRanker", _K.ORACLE,
+                "Ranks by the Trend Promotion labels.", {"oracle_need": "trend"}),
+    RankerEntry("oracle-esci", "needs.oracle:OracleRanker", _K.ORACLE,
+                "Ranks by the ESCI grades (E=1, S=0.1, C=0.01, I=0).", {"oracle_need": "esci"}),
+    RankerEntry("popularity", "baselines.popularity:PopularityRanker", _K.CLASSIC,
+                "Training-interaction counts of each candidate."),
+    RankerEntry("star", "baselines.star:STARRanker", _K.CLASSIC,
+                "STAR: semantic + collaborative similarity with temporal decay (training-free)."),
+    RankerEntry("bert4rec", "baselines.bert4rec:BERT4RecRanker", _K.CLASSIC,
+                "RecBole BERT4Rec trained on the training users' sparse sequences."),
+    RankerEntry("zero-shot", "baselines.zero_shot:ZeroShotRanker", _K.ZERO_SHOT,
+                "Local instruction-tuned LLM, greedy, free-form list output."),
+    RankerEntry("zero-shot-constrained", "baselines.zero_shot:ZeroShotRanker", _K.ZERO_SHOT,
+                "Local LLM with decoding constrained to a permutation of the candidate IDs.",
+                {"constrained": True}),
+    RankerEntry("gpt-4o", "baselines.gpt4o:GPT4oRanker", _K.ZERO_SHOT,
+                "GPT-4o (or any OpenAI-compatible endpoint) through the openai client."),
+    RankerEntry("tallrec", _TRAINED, _K.TRAINED,
+                "TALLRec: LoRA SFT on the optimal ranked list.", {"method": "tallrec"}),
+    RankerEntry("rec-r1", _TRAINED, _K.TRAINED,
+                "Rec-R1: 25 SFT warm-up steps, then sequence-level GRPO.", {"method": "rec-r1"}),
+    RankerEntry("rank-grpo", _TRAINED, _K.TRAINED,
+                "Rank-GRPO: per-rank advantages across rollouts.", {"method": "rank-grpo"}),
+    RankerEntry("flexrec", _TRAINED, _K.TRAINED,
+                "FlexRec: causal swap item rewards, uncertainty-aware critic, GRPO.",
+                {"method": "flexrec"}),
+)
+
+
+def get_entry(name: str) -> RankerEntry:
+    """Return the registry row of ``name`` or raise :class:`UnknownRanker` with suggestions."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, REGISTRY, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownRanker(f"unknown ranker {name!r}.{hint} "
+                            f"Run `flexbench rankers` to list all {len(REGISTRY)}.") from None
+
+
+def build_ranker(name: str, ctx: RankerContext) -> Ranker:
+    """Build the ranker registered as ``name``; the entry's fixed options override ``ctx``'s."""
+    entry = get_entry(name)
+    factory = entry.load()
+    merged = {**ctx.options, **entry.options, "registry_name": name}
+    ranker = factory(RankerContext(ctx.dataset, ctx.seed, merged, ctx.cache_dir))
+    if not isinstance(ranker, Ranker):
+        raise TypeError(f"factory of {name!r} returned {type(ranker).__name__}, not a Ranker")
+    return ranker

@@ -1,0 +1,76 @@
+"""The explicit table of trainable methods behind ``flexbench train METHOD``.
+
+Each entry names a function ``train(request: TrainRequest) -> Path`` (the saved
+checkpoint directory), imported lazily like the ranker registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flexbench.errors import FlexBenchError
+
+
+@dataclass(frozen=True, slots=True)
+class TrainRequest:
+    """What the CLI passes to a trainer.
+
+    ``needs`` holds one need for single-need training or all needs of the dataset
+    for joint training. ``options`` come from ``--config FILE`` and ``--set k=v``
+    and override the method's config defaults. ``out_dir`` is the checkpoint
+    directory (default ``<data>/checkpoints/<method>/<dataset>/<needs>``).
+    """
+
+    method: str
+    dataset: str
+    needs: tuple[str, ...]
+    out_dir: Path
+    model: str | None = None
+    seed: int = 0
+    resume: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainerEntry:
+    """One trainable method: its name, where its train function lives, fixed options."""
+
+    name: str
+    target: str
+    description: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Callable[[TrainRequest], Path]:
+        """Import the train function."""
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+_POLICY = "flexbench.train.run:train_policy"
+
+TRAINERS: dict[str, TrainerEntry] = {e.name: e for e in (
+    TrainerEntry("critic", "flexbench.train.critic_cli:train_critic_command",
+                 "Uncertainty-aware critic (mean + log-variance, beta-NLL)."),
+    TrainerEntry("bert4rec", "baselines.bert4rec:train_command", "RecBole BERT4Rec on training sequences."),
+    TrainerEntry("flexrec", _POLICY, "FlexRec GRPO (causal swap + uncertainty scaling).",
+                 {"method": "flexrec"}),
+    TrainerEntry("rec-r1", _POLICY, "Rec-R1: SFT warm-up then sequence-level GRPO.", {"method": "rec-r1"}),
+    TrainerEntry("rank-grpo", _POLICY, "Rank-GRPO: per-rank advantages.", {"method": "rank-grpo"}),
+    TrainerEntry("tallrec", _POLICY, "TALLRec: LoRA SFT on the optimal list.", {"method": "tallrec"}),
+)}
+
+
+def get_trainer(name: str) -> TrainerEntry:
+    """Return the trainer ``name`` or raise with close matches."""
+    try:
+        return TRAINERS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, TRAINERS, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise FlexBenchError(f"unknown training method {name!r}.{hint} "
+                             f"Known: {', '.join(TRAINERS)}.") from None

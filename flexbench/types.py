@@ -1,0 +1,204 @@
+"""Typed core of FlexBench: what a ranker sees, what it returns, and what a run records.
+
+Data flow: raw files -> :class:`Instance` (+ :class:`NeedLabels`) -> ranker ->
+:class:`Ranking` -> repair -> :class:`RepairedRanking` -> metrics ->
+:class:`InstanceRecord` -> :class:`RunResult`.
+
+An :class:`Instance` never carries labels: labels live in :class:`NeedLabels`,
+which only the harness and the need oracles read (SPEC section 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Split(StrEnum):
+    """User-level split of a prepared dataset (ESCI uses its official train/test)."""
+
+    TRAIN = "train"
+    VALID = "valid"
+    TEST = "test"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One candidate item: its stable ID and the item text shown to models (SPEC section 2)."""
+
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One past interaction of the user, most recent last.
+
+    ``engagement`` is the dataset's feedback (KuaiRec watch ratio, ML-1M rating);
+    ``timestamp`` is Unix seconds, or ``None`` where the raw data has none.
+    """
+
+    item_id: str
+    text: str
+    engagement: float
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """A ranking task ``x = (u, C)``; the need ``n`` comes with the request (SPEC section 1).
+
+    Exactly one of ``history`` (non-empty) and ``query`` describes the context:
+    recommendation datasets give a history, ESCI gives a query.
+    Candidate order is the retriever's order (best first).
+    """
+
+    instance_id: str
+    dataset: str
+    split: Split
+    candidates: tuple[Candidate, ...]
+    user_id: str | None = None
+    history: tuple[HistoryItem, ...] = ()
+    query: str | None = None
+    query_time: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.candidates:
+            raise ValueError(f"instance {self.instance_id!r} has no candidates")
+        ids = [c.item_id for c in self.candidates]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"instance {self.instance_id!r} has duplicate candidate IDs")
+        if not self.history and self.query is None:
+            raise ValueError(f"instance {self.instance_id!r} needs a history or a query")
+
+    @property
+    def candidate_ids(self) -> tuple[str, ...]:
+        """Candidate item IDs in retriever order."""
+        return tuple(c.item_id for c in self.candidates)
+
+    @property
+    def k(self) -> int:
+        """Number of candidates ``K``."""
+        return len(self.candidates)
+
+
+@dataclass(frozen=True, slots=True)
+class NeedSpec:
+    """A need as a ranker sees it: its name, display title and prompt instruction."""
+
+    name: str
+    title: str
+    instruction: str
+
+
+@dataclass(frozen=True, slots=True)
+class NeedLabels:
+    """Ground truth of one need for one instance.
+
+    ``gains[i]`` is the need's relevance score of ``candidate_ids[i]`` (linear gain
+    in NDCG); ``relevant`` is the binary relevant set for Recall/Precision/MRR
+    (SPEC section 3).
+    """
+
+    instance_id: str
+    need: str
+    candidate_ids: tuple[str, ...]
+    gains: tuple[float, ...]
+    relevant: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if len(self.gains) != len(self.candidate_ids):
+            raise ValueError(f"labels of {self.instance_id!r}: {len(self.gains)} gains for "
+                             f"{len(self.candidate_ids)} candidates")
+        if not self.relevant <= set(self.candidate_ids):
+            raise ValueError(f"labels of {self.instance_id!r}: relevant items outside the candidates")
+
+    def gain_of(self) -> dict[str, float]:
+        """Map item ID -> gain."""
+        return dict(zip(self.candidate_ids, self.gains, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """What a ranker returned for one instance, before repair.
+
+    ``item_ids`` is the output as emitted: it may hold invalid IDs, duplicates or
+    too few items. ``raw_output`` is the generated text of LLM rankers (``None``
+    for score-based rankers); ``parsed`` is False when no list could be read from
+    it, which strict mode scores as 0 (SPEC section 4).
+    """
+
+    instance_id: str
+    item_ids: tuple[str, ...]
+    raw_output: str | None = None
+    parsed: bool = True
+    prompt: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RepairedRanking:
+    """A ranking after SPEC section 4 repair: always a permutation of the K candidates."""
+
+    instance_id: str
+    item_ids: tuple[str, ...]
+    n_valid: int
+    n_invalid: int
+    n_duplicate: int
+    n_padded: int
+    parsed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """One line of a run's JSONL: everything needed to recompute or audit the score."""
+
+    instance_id: str
+    raw_output: str | None
+    prompt: str | None
+    parsed: bool
+    output_ids: tuple[str, ...]
+    repaired_ids: tuple[str, ...]
+    n_invalid: int
+    n_duplicate: int
+    n_padded: int
+    metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class RunKey:
+    """Identifies a stored run: one JSON per (ranker, dataset, need, split) (STYLE pattern 5).
+
+    ``ranker`` is the display label of the method (e.g. ``flexrec`` or
+    ``flexrec[train=interest]``); ``train_need`` names the need a trained method
+    was trained on, for the generalisation tables.
+    """
+
+    ranker: str
+    dataset: str
+    need: str
+    split: str = Split.TEST.value
+
+    def path_parts(self) -> tuple[str, ...]:
+        """Path components of this run under the results root."""
+        return (self.dataset, self.need, self.split, self.ranker)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """Aggregate of one run, as stored in its JSON file (schema in :mod:`flexbench.results`).
+
+    ``metrics`` are means over ``n_instances``; ``rates`` hold
+    ``invalid_rate``, ``duplicate_rate``, ``parse_failure_rate`` and ``pad_rate``.
+    ``provenance`` holds code version, data fingerprint, seed, model, hardware,
+    config and timestamps.
+    """
+
+    key: RunKey
+    n_instances: int
+    metrics: Mapping[str, float]
+    rates: Mapping[str, float]
+    provenance: Mapping[str, Any]
+    complete: bool = True
