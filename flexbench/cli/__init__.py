@@ -21,8 +21,8 @@ app = typer.Typer(name="flexbench", help="Benchmark and leaderboard for need-spe
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 eval_cmds.register(app)
 tables_cmds.register(app)
+train_cmds.register(app)
 app.add_typer(data_cmds.app, name="data")
-app.add_typer(train_cmds.app, name="train")
 
 
 def main() -> None:
@@ -30,5 +30,5 @@ def main() -> None:
     try:
         app()
     except FlexBenchError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {err}", highlight=False)
         sys.exit(2)

@@ -1,7 +1,94 @@
-"""``flexbench train METHOD --dataset D [--need N | --needs all]``: dispatch through the trainer table."""
+"""``flexbench train METHOD --dataset D [--need N | --needs all]``: dispatch through the trainer table.
+
+Options for the method come from ``--config FILE`` (YAML or JSON mapping) and
+repeated ``--set key=value`` (value parsed as YAML, so ``--set steps=200`` is an
+int); ``--set`` wins over the file. The trainer receives a
+:class:`~flexbench.trainers.TrainRequest`.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
-app = typer.Typer(help="Train a method (see flexbench.trainers.TRAINERS).", no_args_is_help=True)
+from flexbench.errors import FlexBenchError
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Parse ``key=value`` pairs; values are YAML scalars (``3`` -> int, ``true`` -> bool)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise FlexBenchError(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def load_config_file(path: Path | None) -> dict[str, Any]:
+    """Read a YAML/JSON mapping of options; ``None`` gives ``{}``."""
+    if path is None:
+        return {}
+    import yaml
+
+    if not path.exists():
+        raise FlexBenchError(f"config file {path} does not exist")
+    loaded = yaml.safe_load(path.read_text())
+    if not isinstance(loaded, dict):
+        raise FlexBenchError(f"config file {path} must hold a mapping of option: value")
+    return loaded
+
+
+def resolve_needs(dataset: str, need: str | None, needs: str | None) -> tuple[str, ...]:
+    """One need (``--need``), all needs (``--needs all``) or a comma list (``--needs a,b``)."""
+    from needs.base import get_need, needs_of
+
+    available = needs_of(dataset.removesuffix("-dense"))
+    if need and needs:
+        raise FlexBenchError("give either --need or --needs, not both")
+    if needs == "all":
+        return available
+    chosen = tuple(n.strip() for n in (needs or need or available[0]).split(",") if n.strip())
+    for name in chosen:
+        get_need(name)
+        if name not in available:
+            raise FlexBenchError(f"need {name!r} is not defined on {dataset!r} (it has {', '.join(available)})")
+    return chosen
+
+
+def register(app: typer.Typer) -> None:
+    """Add the train command to ``app``."""
+
+    @app.command("train")
+    def train(
+        method: Annotated[str, typer.Argument(help="Method from the trainer table (critic, bert4rec, flexrec, ...).")],
+        dataset: Annotated[str, typer.Option(help="Prepared dataset name.")] = "kuairec",
+        need: Annotated[str | None, typer.Option(help="Train on one need.")] = None,
+        needs: Annotated[str | None, typer.Option(help="'all' for joint training, or a comma list.")] = None,
+        model: Annotated[str | None, typer.Option(help="HF model ID or local path (LLM methods).")] = None,
+        config: Annotated[Path | None, typer.Option(help="YAML/JSON file of method options.")] = None,
+        set_: Annotated[list[str] | None, typer.Option("--set", help="Override an option: key=value.")] = None,
+        out: Annotated[Path | None, typer.Option(help="Checkpoint directory.")] = None,
+        seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+        resume: Annotated[bool, typer.Option(help="Resume from the last checkpoint in --out.")] = True,
+    ) -> None:
+        """Train METHOD on DATASET and save a checkpoint that `flexbench eval` can load."""
+        from flexbench.catalog import known_names
+        from flexbench.paths import checkpoints_dir
+        from flexbench.trainers import TrainRequest, get_trainer
+
+        entry = get_trainer(method)
+        if dataset not in known_names():
+            raise FlexBenchError(f"unknown dataset {dataset!r}. Known: {', '.join(known_names())}.")
+        chosen = resolve_needs(dataset, need, needs)
+        options = {**load_config_file(config), **parse_overrides(set_ or []), **entry.options}
+        tag = "all" if needs == "all" else "+".join(chosen)
+        out_dir = out or checkpoints_dir() / method / dataset / tag
+        request = TrainRequest(method=method, dataset=dataset, needs=chosen, out_dir=out_dir,
+                               model=model, seed=seed, resume=resume, options=options)
+        saved = entry.load()(request)
+        typer.echo(f"saved {method} checkpoint to {saved}")
