@@ -1,0 +1,84 @@
+"""Group-relative advantages for one prompt group of G rollouts (SPEC sections 5 and 6).
+
+All standard deviations are population standard deviations (``ddof = 0``), as in
+the paper's ``sigma_g = sqrt(1/|P| sum (r - mu_g)^2)``. A set of rewards that
+are all equal carries no preference and yields advantage exactly 0 (never NaN
+or Inf), whatever ``eps`` is.
+
+``valid[i, k]`` is True where entry k of rollout i is a valid first occurrence
+of a candidate ID; invalid IDs, duplicates and padding are False.
+
+Invalid-entry rule (FlexRec, :func:`item_advantages`): an invalid or duplicate
+entry gets ``min(0, min over valid entries of the group of A)``, the advantage of
+the group's worst valid item, and never more than 0. Reasons: SPEC 6 requires
+"no higher than the group's worst valid item"; an invalid ID is at best as
+useless as the worst legitimate choice, so it is never reinforced; matching
+(rather than undercutting) the worst valid item keeps its push-down bounded, since
+large negative advantages squeeze probability mass into other invalid outputs
+(paper Appendix F, Ren and Sutherland 2025). The cap at 0 decides the two
+degenerate cases: a group without any valid entry, and a group whose valid
+rewards are all equal, give invalid entries 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def standardize(x: np.ndarray, eps: float, axis: int | None = None) -> np.ndarray:
+    """``(x - mean) / (std + eps)`` along ``axis`` (all elements when ``None``); constant slices give 0."""
+    x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("rewards must be finite")
+    if x.size == 0:
+        return x.copy()
+    mean = x.mean(axis=axis, keepdims=True)
+    std = x.std(axis=axis, keepdims=True)
+    constant = x.max(axis=axis, keepdims=True) == x.min(axis=axis, keepdims=True)
+    scale = np.where(constant, 1.0, std + eps)
+    return np.where(constant, 0.0, (x - mean) / scale)
+
+
+def sequence_advantages(rewards: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """GRPO sequence-level advantage ``A_i = (R_i - mean_g R) / (std_g R + eps)`` of ``rewards [G]``."""
+    r = np.asarray(rewards, dtype=np.float64)
+    if r.ndim != 1:
+        raise ValueError(f"rewards must be [G], got shape {r.shape}")
+    return standardize(r, eps)
+
+
+def item_advantages(rewards: np.ndarray, valid: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """FlexRec item-level GRPO advantages ``[G, K]``, normalised over the pooled valid item rewards.
+
+    ``P_g = {r_{i,k} : valid[i, k]}``, ``A_{i,k} = (r_{i,k} - mean(P_g)) / (std(P_g) + eps)``
+    for valid entries; invalid, duplicate and padding entries get
+    ``min(0, min_valid A)`` (see the module docstring). Rewards at non-valid
+    entries are ignored.
+    """
+    r, ok = _check_group(rewards, valid)
+    out = np.zeros_like(r)
+    if not ok.any():
+        return out
+    out[ok] = standardize(r[ok], eps)
+    out[~ok] = min(0.0, float(out[ok].min()))
+    return out
+
+
+def rank_grpo_advantages(rewards: np.ndarray, valid: np.ndarray, eps: float = 1e-4) -> np.ndarray:
+    """Rank-GRPO per-rank advantages ``[G, K]`` (SPEC 5).
+
+    Non-valid entries get reward 0, then each rank position is normalised across
+    the G rollouts: ``A_{i,k} = (r_{i,k} - mean_i r_{.,k}) / (std_i r_{.,k} + eps)``.
+    """
+    r, ok = _check_group(rewards, valid)
+    return standardize(np.where(ok, r, 0.0), eps, axis=0)
+
+
+def _check_group(rewards: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r = np.asarray(rewards, dtype=np.float64)
+    ok = np.asarray(valid, dtype=bool)
+    if r.ndim != 2 or ok.shape != r.shape:
+        raise ValueError(f"rewards and valid must both be [G, K]; got {r.shape} and {ok.shape}")
+    if not np.all(np.isfinite(r[ok])):
+        raise ValueError("rewards of valid entries must be finite")
+    return r, ok
