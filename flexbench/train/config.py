@@ -1,0 +1,204 @@
+"""Configuration of policy training: one frozen dataclass, validated on construction.
+
+Algorithm defaults follow SPEC section 6 and the paper's Appendix C: PPO-clip
+``epsilon = 0.2``, k3 KL to the frozen reference with coefficient ``0.01``,
+entropy bonus ``0.005``, learning rate ``1e-6``, ``G = 8`` rollouts per prompt,
+full-parameter training. TALLRec's LoRA settings (r 8, alpha 16, dropout 0.05,
+``q_proj``/``v_proj``, lr 1e-4) are the ``lora_*`` fields.
+
+Size defaults (steps, prompts per step, tokens, validation instances) are the
+CPU defaults: ``flexbench train flexrec --dataset kuairec`` finishes in a few
+minutes with SmolLM2-135M. The paper preset (``preset: paper`` or
+``--config flexbench/train/presets/paper.json``) switches to
+Qwen/Qwen2.5-3B-Instruct and GPU-sized settings.
+
+Options from ``--config``/``--set`` map one-to-one onto the field names
+(:meth:`TrainConfig.from_options`); unknown keys are an error with suggestions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from flexbench.errors import FlexBenchError
+
+PRESET_DIR = Path(__file__).with_name("presets")
+
+
+class Precision(StrEnum):
+    """Mixed precision: ``auto`` = bf16 autocast on a CUDA GPU, fp32 on CPU."""
+
+    AUTO = "auto"
+    NO = "no"
+    BF16 = "bf16"
+
+
+class RolloutEngine(StrEnum):
+    """Rollout backend: ``auto`` = vLLM when installed and on GPU, else transformers ``generate``."""
+
+    AUTO = "auto"
+    TRANSFORMERS = "transformers"
+    VLLM = "vllm"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a policy-training run (RL and SFT).
+
+    One *step* is one optimizer update for SFT, and for RL one batch of
+    ``prompts_per_step * group_size`` rollouts followed by ``ppo_epochs`` passes
+    of updates over it, split into ``mini_batches`` optimizer steps; each
+    optimizer step accumulates gradients over micro-batches of
+    ``micro_batch_size`` sequences. With ``ppo_epochs = mini_batches = 1`` the
+    update is on-policy and the PPO ratio is exactly 1.
+    """
+
+    model: str = "smollm2"
+    steps: int = 6
+    prompts_per_step: int = 2
+    group_size: int = 4
+    max_new_tokens: int = 160
+    temperature: float = 1.0
+    top_p: float = 1.0
+    constrained: bool = False
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    clip_eps: float = 0.2
+    kl_coef: float = 0.01
+    entropy_coef: float = 0.005
+    ppo_epochs: int = 1
+    mini_batches: int = 1
+    micro_batch_size: int = 4
+    reward_cutoff: int | None = None
+    uncertainty_clip: tuple[float, float] = (0.25, 4.0)
+    adv_eps: float = 1e-6
+    # PPO (value head + GAE) for the Table 7 variants
+    gae_gamma: float = 1.0
+    gae_lambda: float = 0.95
+    value_coef: float = 0.1
+    value_clip: float = 0.2
+    # SFT (TALLRec, the SFT baseline, Rec-R1 warm-up)
+    sft_lr: float = 1e-5
+    sft_batch_size: int = 2
+    sft_warmup_steps: int | None = None  # None: the method's own (Rec-R1: 25)
+    # parameters and precision
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    precision: Precision = Precision.AUTO
+    gradient_checkpointing: bool = False
+    engine: RolloutEngine = RolloutEngine.AUTO
+    # data, validation, checkpoints
+    train_instances: int | None = None
+    eval_every: int = 3
+    eval_instances: int = 8
+    eval_max_new_tokens: int | None = None
+    save_every: int = 2
+    auto_critic: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _set(self, "precision", Precision(self.precision))
+        _set(self, "engine", RolloutEngine(self.engine))
+        _set(self, "lora_targets", tuple(self.lora_targets))
+        _set(self, "uncertainty_clip", tuple(float(v) for v in self.uncertainty_clip))
+        for name in ("steps", "prompts_per_step", "group_size", "max_new_tokens", "ppo_epochs",
+                     "mini_batches", "micro_batch_size", "sft_batch_size", "eval_every",
+                     "eval_instances", "save_every", "lora_r", "lora_alpha"):
+            if int(getattr(self, name)) < 1:
+                raise FlexBenchError(f"train option {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_steps",):
+            if getattr(self, name) < 0:
+                raise FlexBenchError(f"train option {name} must be >= 0")
+        if self.group_size < 2:
+            raise FlexBenchError("group_size must be >= 2: GRPO normalises rewards within a group")
+        if (self.prompts_per_step * self.group_size) % self.mini_batches:
+            raise FlexBenchError(f"mini_batches={self.mini_batches} must divide prompts_per_step * "
+                                 f"group_size = {self.prompts_per_step * self.group_size}")
+        for name in ("lr", "sft_lr"):
+            if not getattr(self, name) > 0:
+                raise FlexBenchError(f"{name} must be > 0")
+        for name in ("kl_coef", "entropy_coef", "clip_eps", "value_coef", "weight_decay", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                raise FlexBenchError(f"{name} must be >= 0")
+        if not 0 < self.temperature <= 10:
+            raise FlexBenchError("temperature must be in (0, 10] for sampling rollouts")
+        if not 0 < self.top_p <= 1:
+            raise FlexBenchError("top_p must be in (0, 1]")
+        if not 0 <= self.lora_dropout < 1:
+            raise FlexBenchError("lora_dropout must be in [0, 1)")
+        if not 0 <= self.gae_lambda <= 1 or not 0 <= self.gae_gamma <= 1:
+            raise FlexBenchError("gae_gamma and gae_lambda must be in [0, 1]")
+        lo, hi = self.uncertainty_clip
+        if not 0 < lo <= 1 <= hi:
+            raise FlexBenchError(f"uncertainty_clip must satisfy 0 < lo <= 1 <= hi, got {self.uncertainty_clip}")
+        if self.reward_cutoff is not None and self.reward_cutoff < 1:
+            raise FlexBenchError("reward_cutoff must be >= 1 or null (the whole list)")
+        if self.train_instances is not None and self.train_instances < 1:
+            raise FlexBenchError("train_instances must be >= 1 or null (all)")
+        if self.sft_warmup_steps is not None and self.sft_warmup_steps < 0:
+            raise FlexBenchError("sft_warmup_steps must be >= 0 or null (the method's default)")
+
+    @property
+    def rollouts_per_step(self) -> int:
+        """Rollouts sampled per RL step: ``prompts_per_step * group_size``."""
+        return self.prompts_per_step * self.group_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping of every field (for ``run.json`` and provenance)."""
+        out = dataclasses.asdict(self)
+        out["precision"], out["engine"] = self.precision.value, self.engine.value
+        out["uncertainty_clip"], out["lora_targets"] = list(self.uncertainty_clip), list(self.lora_targets)
+        return out
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], **overrides: Any) -> TrainConfig:
+        """Build from CLI options: a ``preset`` first, then the options, then ``overrides``.
+
+        Keys that are not fields (``method``, ``preset``) are consumed by the
+        caller or here; any other unknown key raises with close matches.
+        """
+        opts = dict(options)
+        opts.pop("method", None)
+        preset = opts.pop("preset", None)
+        values: dict[str, Any] = load_preset(preset) if preset else {}
+        values.update(opts)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=2, cutoff=0.6)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise FlexBenchError(f"unknown train option {key!r}.{hint} "
+                                     f"See flexbench/train/config.py for the options.")
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as err:
+            raise FlexBenchError(f"invalid train options: {err}") from None
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """Options of a named preset shipped in ``flexbench/train/presets/<name>.json``."""
+    path = PRESET_DIR / f"{name}.json"
+    if not path.exists():
+        known = sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+        raise FlexBenchError(f"unknown train preset {name!r}; known: {', '.join(known)}")
+    loaded = json.loads(path.read_text())
+    loaded.pop("preset", None)
+    return loaded
+
+
+def _set(obj: object, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)
+

@@ -1,0 +1,113 @@
+"""The policy loss: PPO-clip on per-token advantages, k3 KL to a frozen reference, entropy bonus.
+
+For completion token ``t`` of rollout ``i`` with advantage ``A_t`` (per token:
+FlexRec gives item tokens their item advantage and other tokens the sequence
+advantage), ratio ``rho_t = pi(a_t|s_t) / pi_old(a_t|s_t)``:
+
+    L_pg  = -min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t)          (Schulman et al. 2017)
+    L_kl  = exp(q_t) - q_t - 1,  q_t = log pi_ref(a_t|s_t) - log pi(a_t|s_t)
+            (k3, an unbiased, non-negative, low-variance estimator of KL(pi || pi_ref); Schulman 2020)
+    H_t   = -sum_v pi(v|s_t) log pi(v|s_t)
+    L     = sum_t m_t (L_pg + beta L_kl - c H_t) / N
+
+``m_t`` masks padding and ``N`` is the number of unmasked tokens in the whole
+optimizer step (verl's ``token-mean``), passed in explicitly so that gradient
+accumulation over micro-batches gives the same gradient as one large batch.
+
+At ``rho = 1`` with ``beta = c = 0`` the gradient with respect to the logits at
+token ``t`` is ``-A_t (onehot(a_t) - softmax(z_t)) / N`` (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    """The scalar loss to backpropagate and its detached parts (means over unmasked tokens)."""
+
+    loss: torch.Tensor
+    policy: float
+    kl: float
+    entropy: float
+    clip_fraction: float
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """``log softmax(logits)[tokens]`` per position: logits ``[B, T, V]``, tokens ``[B, T]`` -> ``[B, T]``."""
+    logits = logits.float()
+    picked = torch.gather(logits, -1, tokens.unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(logits, dim=-1)
+
+
+def token_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy ``-sum_v p log p`` of each position's distribution: ``[B, T, V] -> [B, T]``."""
+    logits = logits.float()
+    logp = torch.log_softmax(logits, dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def masked_sum_mean(x: torch.Tensor, mask: torch.Tensor, denom: float | None = None) -> torch.Tensor:
+    """``sum(x * mask) / denom`` with ``denom = sum(mask)`` by default (at least 1)."""
+    total = (x * mask).sum()
+    n = float(mask.sum().item()) if denom is None else float(denom)
+    return total / max(n, 1.0)
+
+
+def k3_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimator ``exp(q) - q - 1`` with ``q = log pi_ref - log pi`` (>= 0)."""
+    q = ref_logprobs - logprobs
+    return torch.exp(q) - q - 1.0
+
+
+def policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    clip_eps: float = 0.2,
+    ref_logprobs: torch.Tensor | None = None,
+    kl_coef: float = 0.0,
+    entropy: torch.Tensor | None = None,
+    entropy_coef: float = 0.0,
+    denom: float | None = None,
+) -> LossOutput:
+    """The module-level loss ``L`` over ``[B, T]`` tensors (see the module docstring).
+
+    ``old_logprobs`` are detached log-probabilities of the sampling policy;
+    ``ref_logprobs`` those of the frozen reference (needed when
+    ``kl_coef > 0``); ``entropy`` per token (needed when ``entropy_coef > 0``).
+    """
+    mask = mask.to(logprobs.dtype)
+    ratio = torch.exp(logprobs - old_logprobs.detach())
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
+    pg = -torch.minimum(unclipped, clipped)
+    total = pg
+    kl_value = torch.zeros_like(pg)
+    if kl_coef > 0:
+        if ref_logprobs is None:
+            raise ValueError("kl_coef > 0 needs ref_logprobs")
+        kl_value = k3_kl(logprobs, ref_logprobs.detach())
+        total = total + kl_coef * kl_value
+    ent_value = torch.zeros_like(pg)
+    if entropy_coef > 0:
+        if entropy is None:
+            raise ValueError("entropy_coef > 0 needs the per-token entropy")
+        ent_value = entropy
+        total = total - entropy_coef * ent_value
+    loss = masked_sum_mean(total, mask, denom)
+    with torch.no_grad():
+        n = max(float(mask.sum().item()), 1.0)
+        clip_frac = (((ratio - 1.0).abs() > clip_eps).to(mask.dtype) * mask).sum() / n
+        return LossOutput(
+            loss=loss,
+            policy=float((pg * mask).sum() / n),
+            kl=float((kl_value * mask).sum() / n),
+            entropy=float((ent_value * mask).sum() / n),
+            clip_fraction=float(clip_frac),
+        )
