@@ -1,0 +1,275 @@
+"""Declarative layouts of the paper's tables and figures (FlexRec, arXiv 2603.11901).
+
+Each :class:`TableLayout` repeats the paper's rows, row groups, column groups and
+metric columns. A *cell* is ``(table, column group, row, metric)``; it maps to one
+stored run (see :mod:`flexbench.results`)::
+
+    RunKey(ranker=row.ranker, dataset=group.dataset, need=group.need, split="test")
+
+and, for trained rows, the run's ``provenance["train_need"]`` must equal
+:meth:`TableLayout.train_need_of` (the test need for Tables 1 and 3; ``interest``
+for Tables 2, 6, 7, 8 and 9). A run trained on another need fills no cell.
+
+Row label -> ranker label (what ``flexbench eval`` / the trainers must store):
+
+=========================================  ==========================================
+paper row                                  ranker label
+=========================================  ==========================================
+BERT4Rec                                   ``bert4rec``
+STAR                                       ``star``
+GPT-4o                                     ``gpt-4o``
+Qwen2.5-3B-Instruct (zero-shot)            ``zero-shot``
++ TALLRec / + Rec-R1 / + Rank-GRPO         ``tallrec`` / ``rec-r1`` / ``rank-grpo``
++ FlexRec                                  ``flexrec``
+Table 7 GRPO: independent, non-causal,     ``flexrec-independent``, ``flexrec-noncausal``,
+CausalSwap                                 ``flexrec``
+Table 7 PPO: independent, non-causal,      ``flexrec-ppo-independent``,
+CausalSwap                                 ``flexrec-ppo-noncausal``, ``flexrec-ppo``
+Table 8: User-KNN, Item-KNN, raw critic,   ``flexrec-userknn``, ``flexrec-itemknn``,
+uncertainty-aware critic                   ``flexrec-rawcritic``, ``flexrec``
+Table 9 (KuaiRec test set, policies        ``sft-dense``, ``ppo-dense``, ``rec-r1-dense``,
+trained on KuaiRec-dense)                  ``rank-grpo-dense``, ``flexrec-dense``
+=========================================  ==========================================
+
+The paper does not name the dataset of Tables 7 and 8; their numbers match the
+KuaiRec Maximizing Interest column of Table 1 (N@5 0.607 / 0.595 vs 0.597) and
+R@5 is reported, which the paper uses for KuaiRec only, so they map to
+``kuairec`` / ``interest``. The FlexRec row of Table 9 is cut off in the paper
+text: its paper column stays empty. The critic table's one row of numbers sits
+under the KuaiRec columns; the ML-1M columns are empty in the paper.
+
+The shipped ``paper_numbers.csv`` holds every number readable from the paper, keyed
+by ``(table, dataset, need, row, metric)``; the ``gain-vs-zero-shot`` row holds
+percentages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+METRIC_TITLES: dict[str, str] = {
+    "ndcg@5": "N@5", "ndcg@10": "N@10", "ndcg@30": "N@30",
+    "recall@5": "R@5", "precision@5": "P@5", "mrr@5": "MRR@5",
+}
+DATASET_TITLES: dict[str, str] = {
+    "kuairec": "KuaiRec", "ml-1m": "MovieLens-1M", "esci": "ESCI", "kuairec-dense": "KuaiRec-dense",
+}
+PAPER_LLM = "Qwen2.5-3B-Instruct"
+GAIN_ROW = "gain-vs-zero-shot"
+GAIN_BASE, GAIN_TARGET = "zero-shot", "flexrec"
+
+_REC = ("ndcg@5", "ndcg@10", "ndcg@30", "recall@5", "mrr@5")
+_ML1M_T1 = ("ndcg@5", "ndcg@10", "ndcg@30", "precision@5", "mrr@5")
+_ESCI = ("ndcg@5", "ndcg@10", "ndcg@30", "precision@5", "recall@5")
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnGroup:
+    """A block of metric columns evaluated on one (dataset, test need)."""
+
+    dataset: str
+    need: str
+    title: str
+    metrics: tuple[str, ...]
+    subtitle: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.metrics if m not in METRIC_TITLES]
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRIC_TITLES)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One method row: the paper's label, the stored ranker label, and its role.
+
+    ``trained`` rows must carry the table's train need in their provenance;
+    ``ours`` rows get significance marks against the strongest non-``ours`` row
+    of their scope. ``paper_model`` is the model the paper used (None when the
+    method has no model to compare, e.g. BERT4Rec).
+    """
+
+    ranker: str
+    label: str
+    trained: bool = False
+    ours: bool = False
+    paper_model: str | None = PAPER_LLM
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A titled group of rows (e.g. "Traditional Rerankers")."""
+
+    title: str
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TableLayout:
+    """One paper table.
+
+    ``train_need`` None means trained rows were trained on each column's test
+    need. ``sig_scope`` is ``"table"`` (ours vs every other row) or ``"section"``
+    (ours vs the other rows of its section, as in Table 7's GRPO/PPO blocks).
+    """
+
+    table_id: str
+    title: str
+    caption: str
+    groups: tuple[ColumnGroup, ...]
+    sections: tuple[Section, ...]
+    train_need: str | None = None
+    gain_row: bool = False
+    sig_scope: str = "table"
+
+    def __post_init__(self) -> None:
+        if self.sig_scope not in ("table", "section"):
+            raise ValueError(f"sig_scope must be 'table' or 'section', got {self.sig_scope!r}")
+        rankers = [r.ranker for s in self.sections for r in s.rows]
+        if self.sig_scope == "table" and len(set(rankers)) != len(rankers):
+            raise ValueError(f"table {self.table_id}: duplicate rows {rankers}")
+        if self.gain_row and not {GAIN_BASE, GAIN_TARGET} <= set(rankers):
+            raise ValueError(f"table {self.table_id}: a gain row needs {GAIN_BASE!r} and {GAIN_TARGET!r}")
+
+    @property
+    def rows(self) -> tuple[Row, ...]:
+        """Every row in display order."""
+        return tuple(r for s in self.sections for r in s.rows)
+
+    def train_need_of(self, row: Row, group: ColumnGroup) -> str | None:
+        """The train need a stored run must record to fill ``row`` in ``group`` (None: not trained)."""
+        if not row.trained:
+            return None
+        return self.train_need or group.need
+
+    def comparison_pool(self, row: Row) -> tuple[Row, ...]:
+        """Rows an ``ours`` row is tested against (the strongest of them is the reference)."""
+        scope = next(s.rows for s in self.sections if row in s.rows) if self.sig_scope == "section" \
+            else self.rows
+        return tuple(r for r in scope if not r.ours)
+
+
+@dataclass(frozen=True, slots=True)
+class CriticLayout:
+    """The critic quality table (paper Appendix G): metrics of ``<ckpt>/critic/<dataset>/report.json``."""
+
+    datasets: tuple[str, ...] = ("kuairec", "ml-1m")
+    metrics: tuple[str, ...] = ("mse", "mae", "pearson_mean", "pearson_var")
+    titles: tuple[str, ...] = ("MSE", "MAE", "Pearson (Mean)", "Pearson (Var)")
+
+
+@dataclass(frozen=True, slots=True)
+class FigureLayout:
+    """A validation-curve figure: one curve per run label, read from training metrics logs."""
+
+    figure_id: str
+    title: str
+    need: str
+    curves: tuple[tuple[str, str], ...]  # (run.json label, legend text)
+    metrics: tuple[str, ...] = ("ndcg@5", "ndcg@10")
+
+
+def _rows(*specs: tuple) -> tuple[Row, ...]:
+    return tuple(Row(*spec) for spec in specs)
+
+
+_CLASSIC = Section("Traditional Rerankers", _rows(
+    ("bert4rec", "BERT4Rec (Sun et al., 2019)", False, False, None),
+    ("star", "STAR (Lee et al., 2025)", False, False, "text-embedding-004"),
+))
+_ZERO_SHOT = Section("Zero-Shot LLMs", _rows(
+    ("gpt-4o", "GPT-4o", False, False, "gpt-4o"),
+    ("zero-shot", "Qwen2.5-3B-Instruct"),
+))
+
+
+def _post_trained(title: str) -> Section:
+    return Section(title, _rows(
+        ("tallrec", "Qwen2.5-3B-Instruct + TALLRec (Bao et al., 2023)", True),
+        ("rec-r1", "Qwen2.5-3B-Instruct + Rec-R1 (Lin et al., 2025a)", True),
+        ("rank-grpo", "Qwen2.5-3B-Instruct + Rank-GRPO (Zhu et al., 2025b)", True),
+        ("flexrec", "Qwen2.5-3B-Instruct + FlexRec", True, True),
+    ))
+
+
+def _generalisation(table_id: str, need: str, need_title: str) -> TableLayout:
+    sub = f"Train: Max-Interest, Test: {need_title}"
+    return TableLayout(
+        table_id, f"Table {table_id}: trained on Maximizing Interest, tested on {need_title}",
+        f"Zero-shot generalisation to {need_title}: trained rows were trained on Maximizing Interest only.",
+        (ColumnGroup("kuairec", need, "KuaiRec", _REC, sub), ColumnGroup("ml-1m", need, "MovieLens-1M", _REC, sub)),
+        (_CLASSIC, _ZERO_SHOT, _post_trained("Post-Trained LLMs (trained on Max-Interest)")),
+        train_need="interest", gain_row=True)
+
+
+_KUAIREC_INTEREST = (ColumnGroup("kuairec", "interest", "KuaiRec", _REC, "Maximizing Interest"),)
+
+TABLES: tuple[TableLayout, ...] = (
+    TableLayout(
+        "1", "Table 1: Maximizing Interest on KuaiRec and MovieLens-1M",
+        "Single-need training and testing on Maximizing Interest (ML-1M reports P@5 instead of R@5).",
+        (ColumnGroup("kuairec", "interest", "KuaiRec", _REC, "Maximizing Interest"),
+         ColumnGroup("ml-1m", "interest", "MovieLens-1M", _ML1M_T1, "Maximizing Interest")),
+        (_CLASSIC, _ZERO_SHOT, _post_trained("Post-Trained LLMs (Sparse)")), gain_row=True),
+    _generalisation("2", "novelty", "Explore New Topics"),
+    TableLayout(
+        "3", "Table 3: Product Search on ESCI",
+        "Query-driven ranking on ESCI; BERT4Rec does not apply (no user history).",
+        (ColumnGroup("esci", "esci", "ESCI", _ESCI, "Product Search"),),
+        (_CLASSIC, _ZERO_SHOT, _post_trained("Post-Trained LLMs")), gain_row=True),
+    _generalisation("6", "trend", "Trend Promotion"),
+    TableLayout(
+        "7", "Table 7: item-level reward formulation under GRPO and PPO",
+        "Reward ablation on KuaiRec, Maximizing Interest; marks compare CausalSwap with the other "
+        "formulations of the same algorithm.",
+        _KUAIREC_INTEREST,
+        (Section("GRPO", _rows(("flexrec-independent", "Independent contribution", True),
+                               ("flexrec-noncausal", "Swap-based contribution (non-causal)", True),
+                               ("flexrec", "CausalSwap reward (ours)", True, True))),
+         Section("PPO", _rows(("flexrec-ppo-independent", "Independent contribution", True),
+                              ("flexrec-ppo-noncausal", "Swap-based contribution (non-causal)", True),
+                              ("flexrec-ppo", "CausalSwap reward (ours)", True, True)))),
+        train_need="interest", sig_scope="section"),
+    TableLayout(
+        "8", "Table 8: reward signal under sparse feedback",
+        "Reward-signal ablation on KuaiRec, Maximizing Interest.",
+        _KUAIREC_INTEREST,
+        (Section("CF-based", _rows(("flexrec-userknn", "User-KNN CF", True),
+                                   ("flexrec-itemknn", "Item-KNN CF", True))),
+         Section("Critic-based", _rows(("flexrec-rawcritic", "Raw critic", True),
+                                       ("flexrec", "FlexRec: Uncertainty-aware Critic", True, True)))),
+        train_need="interest"),
+    TableLayout(
+        "9", "Table 9: dense setting of KuaiRec",
+        "Policies trained with dense KuaiRec rewards, tested on the KuaiRec Maximizing Interest test set.",
+        _KUAIREC_INTEREST,
+        (Section("Baselines", _rows(("bert4rec", "BERT4Rec", False, False, None),
+                                    ("star", "STAR (retriever)", False, False, "text-embedding-004"),
+                                    ("gpt-4o", "GPT-4o", False, False, "gpt-4o"),
+                                    ("zero-shot", "Qwen2.5-3B"))),
+         Section("Post-Trained LLMs (Dense)", _rows(("sft-dense", "Qwen2.5-3B + SFT", True),
+                                                    ("ppo-dense", "Qwen2.5-3B + PPO", True),
+                                                    ("rec-r1-dense", "Qwen2.5-3B + Rec-R1", True),
+                                                    ("rank-grpo-dense", "Qwen2.5-3B + Rank-GRPO", True),
+                                                    ("flexrec-dense", "Qwen2.5-3B + FlexRec", True, True)))),
+        train_need="interest"),
+)
+
+CRITIC = CriticLayout()
+
+FIGURES: tuple[FigureLayout, ...] = (
+    FigureLayout("3", "Figure 3: validation NDCG under different reward designs", "interest",
+                 (("rec-r1", "Sequence-level (Rec-R1)"), ("flexrec-noncausal", "Swap (non-causal)"),
+                  ("flexrec", "CausalSwap (FlexRec)"))),
+    FigureLayout("4", "Figure 4: validation NDCG under different reward signals", "interest",
+                 (("flexrec-userknn", "User-KNN CF"), ("flexrec-itemknn", "Item-KNN CF"),
+                  ("flexrec-rawcritic", "Raw critic"), ("flexrec", "Uncertainty-aware critic (FlexRec)"))),
+)
+
+
+def table_by_id(table_id: str) -> TableLayout:
+    """The layout of paper table ``table_id`` ("1", "2", "3", "6", "7", "8", "9")."""
+    for table in TABLES:
+        if table.table_id == table_id:
+            return table
+    raise KeyError(f"no table {table_id!r}; known: {[t.table_id for t in TABLES]}")
