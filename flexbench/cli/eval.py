@@ -1,9 +1,179 @@
-"""``flexbench rankers``, ``flexbench eval`` and ``flexbench leaderboard`` (issue: spine)."""
+"""``flexbench rankers``, ``flexbench eval`` and ``flexbench leaderboard`` (thin handlers).
+
+Examples::
+
+    flexbench rankers
+    flexbench eval oracle-interest --dataset mock --need interest --limit 10
+    flexbench eval zero-shot --dataset kuairec --need novelty --model smollm2 --set batch_size=2
+    flexbench eval --all [--datasets kuairec,esci] [--limit 50] [--llm-limit 10]
+    flexbench leaderboard [--dataset kuairec] [--markdown-dir leaderboards] [--html site/]
+"""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from flexbench.errors import FlexBenchError
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:  # piped or captured: wide enough for a leaderboard row
+        console.width = max(console.width, 160)
+    return console
+
+
+def ranker_options(model: str | None, checkpoint: Path | None, base_url: str | None,
+                   pairs: list[str] | None) -> dict[str, Any]:
+    """``--model/--checkpoint/--base-url`` and ``--set key=value`` as RankerContext options."""
+    from flexbench.cli.train import parse_overrides
+
+    options = parse_overrides(pairs or [])
+    named = {"model": model, "checkpoint": None if checkpoint is None else str(checkpoint),
+             "base_url": base_url}
+    options.update({k: v for k, v in named.items() if v is not None})
+    return options
+
+
+def show_leaderboard(dataset: str | None, markdown_dir: Path | None, datasets: list[str] | None = None) -> None:
+    """Print the rich leaderboard of stored results and write the Markdown files."""
+    from flexbench.leaderboard import build_boards, legend, rich_tables, write_markdown
+    from flexbench.results import ResultStore
+
+    store = ResultStore()
+    boards = [b for b in build_boards(store, dataset=dataset) if datasets is None or b.dataset in datasets]
+    console = _console()
+    if not boards:
+        console.print(f"no stored results under {store.root}; run `flexbench eval` first")
+        return
+    for table in rich_tables(boards):
+        console.print(table)
+    console.print(legend())
+    if markdown_dir is not None:
+        for path in write_markdown(boards, markdown_dir):
+            console.print(f"wrote {path}")
+
+
+def _split_names(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def _eval_all(datasets: list[str] | None, limit: int | None, llm_limit: int, seed: int, strict: bool,
+              overwrite: bool, markdown_dir: Path | None) -> None:
+    from flexbench.results import ResultStore
+    from flexbench.suite import SUITE_DATASETS, run_all
+
+    console = _console()
+    chosen = _split_names(datasets) or list(SUITE_DATASETS)
+    report = run_all(store=ResultStore(), datasets=chosen, limit=limit, llm_limit=llm_limit or None,
+                     seed=seed, strict=strict, overwrite=overwrite, say=lambda s: console.print(s, highlight=False),
+                     progress=True)
+    show_leaderboard(None, markdown_dir, chosen)
+    console.print(f"{len(report.ran)} runs, {len(report.skipped)} skipped, {len(report.failed)} failed")
+    if report.failed:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     """Add the rankers, eval and leaderboard commands to ``app``."""
+
+    @app.command("rankers")
+    def rankers() -> None:
+        """List every registered ranker with its kind and description."""
+        from rich.table import Table
+
+        from flexbench.ranker import REGISTRY
+
+        table = Table(title=f"{len(REGISTRY)} registered rankers", title_justify="left")
+        for column in ("name", "kind", "description"):
+            table.add_column(column)
+        for entry in REGISTRY.values():
+            table.add_row(entry.name, entry.kind.value, entry.description)
+        _console().print(table)
+
+    @app.command("eval")
+    def eval_(
+        ranker: Annotated[str | None, typer.Argument(help="Registered ranker (see `flexbench rankers`).")] = None,
+        dataset: Annotated[str | None, typer.Option(help="Dataset: kuairec, ml-1m, esci, kuairec-dense, mock.")] = None,
+        need: Annotated[str | None, typer.Option(help="Need to score (default: every need of the dataset).")] = None,
+        split: Annotated[str, typer.Option(help="Split to evaluate.")] = "test",
+        limit: Annotated[int | None, typer.Option(help="Only the first n instances.")] = None,
+        seed: Annotated[int, typer.Option(help="Seed of the ranker and of the repair padding.")] = 0,
+        strict: Annotated[bool, typer.Option(help="Score unparseable outputs 0 instead of repairing.")] = False,
+        overwrite: Annotated[bool, typer.Option(help="Discard a stored run instead of resuming it.")] = False,
+        model: Annotated[str | None, typer.Option(help="Model ID or path (LLM rankers).")] = None,
+        checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint directory (trained rankers).")] = None,
+        base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
+        set_: Annotated[list[str] | None, typer.Option("--set", help="Ranker option key=value.")] = None,
+        batch_size: Annotated[int, typer.Option(help="Instances per ranker call.")] = 16,
+        all_: Annotated[bool, typer.Option("--all", help="Every ranker on every dataset/need.")] = False,
+        datasets: Annotated[list[str] | None, typer.Option(help="With --all: datasets (comma list).")] = None,
+        llm_limit: Annotated[int, typer.Option(help="With --all: instances for LLM/trained rankers (0: all).")] = 10,
+        markdown_dir: Annotated[Path, typer.Option(help="With --all: where to write the Markdown.")] = Path(
+            "leaderboards"),
+    ) -> None:
+        """Evaluate RANKER on a dataset's need(s), or every ranker with --all; results resume on rerun."""
+        if all_:
+            if ranker is not None:
+                raise FlexBenchError("give either a RANKER or --all, not both")
+            _eval_all(datasets, limit, llm_limit, seed, strict, overwrite, markdown_dir)
+            return
+        if ranker is None or dataset is None:
+            raise FlexBenchError("usage: flexbench eval RANKER --dataset D [--need N], or flexbench eval --all")
+        _eval_one(ranker, dataset, need, split, limit, seed, strict, overwrite,
+                  ranker_options(model, checkpoint, base_url, set_), batch_size)
+
+    @app.command("leaderboard")
+    def leaderboard(
+        dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+        markdown_dir: Annotated[Path, typer.Option(help="Write <dataset>.md files here.")] = Path("leaderboards"),
+        html: Annotated[Path | None, typer.Option(help="Also write the static HTML site to this directory.")] = None,
+    ) -> None:
+        """Render stored results: rich tables here, Markdown under --markdown-dir, HTML with --html."""
+        show_leaderboard(dataset, markdown_dir)
+        if html is not None:
+            _write_html(html)
+
+
+def _eval_one(ranker: str, dataset: str, need: str | None, split: str, limit: int | None, seed: int,
+              strict: bool, overwrite: bool, options: dict[str, Any], batch_size: int) -> None:
+    from flexbench.catalog import open_dataset
+    from flexbench.ranker import get_entry
+    from flexbench.results import ResultStore
+    from flexbench.suite import EvalRequest, check_need, make_ranker, run_eval
+
+    get_entry(ranker)
+    data = open_dataset(dataset)
+    needs = [need] if need else list(data.needs)
+    requests = [EvalRequest(ranker, dataset, n, split=split, limit=limit, seed=seed, strict=strict,
+                            overwrite=overwrite, batch_size=batch_size, options=options) for n in needs]
+    for request in requests:
+        check_need(data, request.need)
+    built = make_ranker(ranker, data, seed=seed, options=options)
+    console = _console()
+    for request in requests:
+        result = run_eval(request, store=ResultStore(), dataset=data, ranker=built, progress=True)
+        values = "  ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
+        rates = "  ".join(f"{k}={v:.3f}" for k, v in result.rates.items())
+        console.print(f"{result.key.ranker} {result.key.dataset}/{result.key.need}/{result.key.split} "
+                      f"n={result.n_instances}  {values}  {rates}", highlight=False)
+
+
+def _write_html(out_dir: Path) -> None:
+    from flexbench.results import ResultStore
+
+    try:
+        module = importlib.import_module("flexbench.tables.html")
+    except ModuleNotFoundError as err:
+        raise FlexBenchError(f"the HTML site generator is not installed ({err.name} missing); "
+                             f"use the Markdown files instead") from None
+    path = module.write_html(ResultStore(), out_dir)
+    _console().print(f"wrote {path}")

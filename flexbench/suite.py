@@ -1,0 +1,153 @@
+"""Named evaluations: resolve ranker, dataset and need names, then run the harness.
+
+:func:`run_eval` is what ``flexbench eval RANKER --dataset D --need N`` does;
+:func:`run_all` is ``flexbench eval --all``: every registered ranker on every
+(dataset, need) of the paper's datasets, skipping (with the reason) rankers that
+raise :class:`~flexbench.ranker.RankerUnavailable` and datasets that cannot be
+opened. LLM and trained rankers are limited to their first ``llm_limit``
+instances by default so the CPU demo finishes in minutes; the limit is stored in
+each run's provenance and shown on the leaderboard as ``n/N``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flexbench.errors import FlexBenchError
+from flexbench.prepared import PreparedDataset
+from flexbench.ranker import REGISTRY, Ranker, RankerContext, RankerKind, RankerUnavailable, build_ranker
+from flexbench.results import ResultStore
+from flexbench.types import RunKey, RunResult, Split
+
+SUITE_DATASETS: tuple[str, ...] = ("kuairec", "ml-1m", "esci")
+LIMITED_KINDS: frozenset[RankerKind] = frozenset({RankerKind.ZERO_SHOT, RankerKind.TRAINED})
+DEFAULT_LLM_LIMIT = 10
+
+
+@dataclass(frozen=True, slots=True)
+class EvalRequest:
+    """One evaluation by names. ``options`` go to the ranker's :class:`RankerContext`."""
+
+    ranker: str
+    dataset: str
+    need: str
+    split: str = Split.TEST.value
+    limit: int | None = None
+    seed: int = 0
+    strict: bool = False
+    overwrite: bool = False
+    batch_size: int = 16
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.split not in {s.value for s in Split}:
+            raise FlexBenchError(f"unknown split {self.split!r}; use one of {', '.join(s.value for s in Split)}")
+        if self.limit is not None and self.limit < 1:
+            raise FlexBenchError(f"--limit must be at least 1, got {self.limit}")
+        if self.batch_size < 1:
+            raise FlexBenchError(f"--batch-size must be at least 1, got {self.batch_size}")
+
+    @property
+    def label(self) -> str:
+        """The run's ranker label: ``options["label"]`` or the registry name."""
+        return str(self.options.get("label") or self.ranker)
+
+
+def check_need(dataset: PreparedDataset, need: str) -> None:
+    """Raise a one-line error unless ``need`` is known and labelled on ``dataset``."""
+    from needs.base import get_need
+
+    get_need(need)
+    if need not in dataset.needs:
+        raise FlexBenchError(f"dataset {dataset.name!r} has no need {need!r}; it has {', '.join(dataset.needs)}")
+
+
+def make_ranker(name: str, dataset: PreparedDataset, *, seed: int, options: Mapping[str, Any]) -> Ranker:
+    """Build registry entry ``name`` on ``dataset`` (may raise RankerUnavailable)."""
+    from flexbench.paths import cache_dir
+
+    return build_ranker(name, RankerContext(dataset, seed, dict(options), cache_dir()))
+
+
+def run_eval(request: EvalRequest, *, store: ResultStore, dataset: PreparedDataset | None = None,
+             ranker: Ranker | None = None, progress: bool = False) -> RunResult:
+    """Evaluate one registered ranker on one (dataset, need, split) and store the run."""
+    from flexbench.catalog import open_dataset
+    from flexbench.harness import evaluate
+    from flexbench.ranker import get_entry
+    from needs.base import get_need
+
+    get_entry(request.ranker)
+    dataset = dataset or open_dataset(request.dataset)
+    check_need(dataset, request.need)
+    ranker = ranker or make_ranker(request.ranker, dataset, seed=request.seed, options=request.options)
+    instances = dataset.instances(request.split)
+    if not instances:
+        raise FlexBenchError(f"dataset {dataset.name!r} has no {request.split!r} instances")
+    options = dict(request.options)
+    provenance = {
+        "data_fingerprint": dataset.fingerprint, "dataset_variant": dataset.variant,
+        "model": options.get("model") or getattr(ranker, "model", None),
+        "train_need": options.get("train_need") or getattr(ranker, "train_need", None),
+        **dict(getattr(ranker, "provenance", None) or {}),
+    }
+    return evaluate(
+        ranker, instances, dataset.labels(request.need, request.split), get_need(request.need),
+        key=RunKey(request.label, dataset.name, request.need, request.split), seed=request.seed,
+        strict=request.strict, store=store, batch_size=request.batch_size, progress=progress,
+        limit=request.limit, config={"ranker": request.ranker, "options": options},
+        provenance=provenance, overwrite=request.overwrite,
+    )
+
+
+@dataclass(slots=True)
+class SuiteReport:
+    """What ``run_all`` did: runs finished, (what, reason) skipped, (what, error) failed."""
+
+    ran: list[RunResult] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, limit: int | None = None,
+            llm_limit: int | None = DEFAULT_LLM_LIMIT, seed: int = 0, strict: bool = False,
+            overwrite: bool = False, say: Callable[[str], None] = print, progress: bool = False) -> SuiteReport:
+    """Every registered ranker on every (dataset, need) that can run here (module docstring)."""
+    from flexbench.catalog import open_dataset
+
+    report = SuiteReport()
+    for name in datasets:
+        try:
+            dataset = open_dataset(name)
+        except (ImportError, FlexBenchError) as err:
+            _note(report.skipped, f"dataset {name}", err, say, "skip")
+            continue
+        for entry in REGISTRY.values():
+            what = f"{entry.name} on {name}"
+            try:
+                ranker = make_ranker(entry.name, dataset, seed=seed, options={})
+            except RankerUnavailable as err:
+                _note(report.skipped, what, err, say, "skip")
+                continue
+            except Exception as err:  # noqa: BLE001 - one broken method must not stop the suite
+                _note(report.failed, what, err, say, "FAIL")
+                continue
+            run_limit = llm_limit if entry.kind in LIMITED_KINDS and llm_limit else limit
+            for need in dataset.needs:
+                request = EvalRequest(entry.name, name, need, limit=run_limit, seed=seed, strict=strict,
+                                      overwrite=overwrite)
+                try:
+                    report.ran.append(run_eval(request, store=store, dataset=dataset, ranker=ranker,
+                                               progress=progress))
+                except Exception as err:  # noqa: BLE001
+                    _note(report.failed, f"{what}/{need}", err, say, "FAIL")
+    return report
+
+
+def _note(sink: list[tuple[str, str]], what: str, err: BaseException, say: Callable[[str], None],
+          verb: str) -> None:
+    reason = str(err) if isinstance(err, FlexBenchError) else f"{type(err).__name__}: {err}"
+    sink.append((what, reason))
+    say(f"{verb} {what}: {reason}")
