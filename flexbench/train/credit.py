@@ -1,0 +1,172 @@
+"""Credit assignment for one prompt group: parsed rollouts + gains -> per-entry and sequence advantages.
+
+Reward layout of rollout ``i`` (one row, width ``W_i >= K``): the parsed entries
+in emitted order — a valid first occurrence carries its candidate's gain,
+an invalid ID or a duplicate gain 0 — followed by the candidates the rollout
+did not name, in a seeded random order (the paper's random padding, Appendix F).
+Item rewards (causal swap, non-causal swap, independent, rank-level) are
+computed on this row with the metric cutoff (default ``K``), so an invalid
+entry costs the rank it occupies and the swap pool of rank ``k`` is the whole
+rest of the list, padding included. Only entries (which have tokens) receive
+advantages; ``valid`` marks the valid first occurrences.
+
+Sequence reward ``R_i`` = NDCG@cutoff of the repaired list (valid first
+occurrences, then the same padding) plus the Rec-R1 format term
+(:func:`flexbench.train.rewards.sequence_rewards`).
+
+Per method (:class:`~flexbench.train.methods.MethodSpec`):
+
+* item GRPO (FlexRec): pooled item advantages on entries, ``A_i`` elsewhere;
+* rank GRPO: per-rank advantages on entries, ``A_i`` elsewhere;
+* sequence GRPO (Rec-R1): ``A_i`` everywhere;
+* GAE (PPO): token rewards instead of advantages (item reward on an entry's last
+  token, the format term — or for ``ppo`` the whole ``R_i`` — on the last token);
+
+and with uncertainty scaling every advantage of rollout ``i`` is multiplied by
+``w_i = clip(normalised 1 / (V_i + eps))``, ``V_i = sum_k (d_k / IDCG)^2 s2_k``
+over the row (SPEC 6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from flexbench.train import advantages as adv
+from flexbench.train import rewards as rw
+from flexbench.train.methods import Advantage, ItemReward, MethodSpec
+from flexbench.train.uncertainty import sequence_variance, uncertainty_weights
+
+_ITEM_REWARD: dict[ItemReward, Callable[..., np.ndarray]] = {
+    ItemReward.CAUSAL: rw.causal_swap_rewards,
+    ItemReward.NONCAUSAL: rw.noncausal_swap_rewards,
+    ItemReward.INDEPENDENT: rw.independent_rewards,
+    ItemReward.RANK_LEVEL: rw.rank_level_rewards,
+}
+
+
+class EntryLike(Protocol):
+    """What credit assignment reads of a parsed entry (:class:`flexbench.llm.parsing.ParsedEntry`)."""
+
+    item_id: str | None
+    status: str
+
+
+class ParsedLike(Protocol):
+    """What credit assignment reads of a parsed output (:class:`flexbench.llm.parsing.ParsedRanking`)."""
+
+    entries: tuple[Any, ...]
+    parsed: bool
+
+
+@dataclass(frozen=True)
+class RewardRow:
+    """The reward layout of one rollout (module docstring)."""
+
+    gains: np.ndarray        # [W] entries in emitted order, then the padding
+    variances: np.ndarray    # [W]
+    valid: np.ndarray        # [W] bool: valid first occurrences among the entries
+    n_entries: int
+    repaired: np.ndarray     # [K] gains of the repaired list
+    parsed: bool
+    valid_permutation: bool
+
+
+@dataclass(frozen=True)
+class GroupCredit:
+    """Credit of one group of ``G`` rollouts.
+
+    ``entry_adv[i]`` holds one advantage per parsed entry of rollout ``i``;
+    ``seq_adv[i]`` is the advantage of its other tokens. For PPO methods
+    ``entry_reward``/``final_reward`` are the token rewards and the advantages
+    are left to GAE (``seq_adv`` is 0). ``weights`` are the uncertainty weights
+    (1 when off).
+    """
+
+    entry_adv: list[np.ndarray]
+    seq_adv: np.ndarray
+    entry_reward: list[np.ndarray]
+    final_reward: np.ndarray
+    seq_reward: np.ndarray
+    ndcg: np.ndarray
+    weights: np.ndarray
+
+
+def reward_row(parsed: ParsedLike, candidate_ids: Sequence[str], gains: np.ndarray, variances: np.ndarray,
+               rng: np.random.Generator) -> RewardRow:
+    """Build the reward layout of one rollout (padding order drawn from ``rng``)."""
+    index = {c: j for j, c in enumerate(candidate_ids)}
+    g_row, v_row, ok, named = [], [], [], []
+    for entry in parsed.entries:
+        j = index.get(entry.item_id) if entry.item_id is not None else None
+        good = entry.status == "valid" and j is not None
+        g_row.append(float(gains[j]) if good else 0.0)
+        v_row.append(float(variances[j]) if good else 0.0)
+        ok.append(good)
+        if good:
+            named.append(j)
+    seen = set(named)
+    missing = np.array([j for j in range(len(candidate_ids)) if j not in seen], dtype=np.int64)
+    missing = missing[rng.permutation(len(missing))] if len(missing) else missing
+    g_all = np.concatenate([np.asarray(g_row, dtype=np.float64), gains[missing]])
+    v_all = np.concatenate([np.asarray(v_row, dtype=np.float64), variances[missing]])
+    valid = np.concatenate([np.asarray(ok, dtype=bool), np.zeros(len(missing), dtype=bool)])
+    repaired = np.concatenate([gains[np.asarray(named, dtype=np.int64)], gains[missing]])
+    perm = parsed.parsed and len(named) == len(candidate_ids) == len(parsed.entries)
+    return RewardRow(g_all, v_all, valid, len(parsed.entries), repaired, bool(parsed.parsed), bool(perm))
+
+
+def group_credit(rows: Sequence[RewardRow], candidate_gains: np.ndarray, method: MethodSpec, *,
+                 cutoff: int | None = None, clip: tuple[float, float] = (0.25, 4.0),
+                 eps: float = 1e-6) -> GroupCredit:
+    """Advantages (or PPO token rewards) of one group; ``candidate_gains [K]`` define IDCG."""
+    k = len(candidate_gains)
+    cut = min(cutoff or k, k)
+    idcg = float(rw.ideal_dcg(np.asarray(candidate_gains, dtype=np.float64)[None], cut)[0])
+    ndcg = np.array([rw.ndcg(r.repaired[None], np.array([idcg]), cut)[0] for r in rows])
+    seq_reward = rw.sequence_rewards(ndcg, np.array([r.parsed for r in rows]),
+                                     np.array([r.valid_permutation for r in rows]))
+    item_r = ([np.zeros(len(r.gains)) for r in rows] if method.item_reward is ItemReward.NONE else
+              [_ITEM_REWARD[method.item_reward](r.gains[None], np.array([idcg]), cut)[0] for r in rows])
+    weights = np.ones(len(rows))
+    if method.uncertainty:
+        var = sequence_variance(_stack([r.variances for r in rows]), np.full(len(rows), idcg), cut)
+        weights = uncertainty_weights(var, clip=clip, eps=eps)
+    if method.advantage is Advantage.GAE:
+        return _ppo_credit(rows, item_r, seq_reward, ndcg, weights, method)
+    seq_adv = adv.sequence_advantages(seq_reward, eps)
+    if method.advantage is Advantage.SEQUENCE_GRPO:
+        entry_adv = [np.full(r.n_entries, a) for r, a in zip(rows, seq_adv, strict=True)]
+    else:
+        rewards, valid = _stack(item_r), _stack([r.valid for r in rows], fill=False)
+        table = (adv.item_advantages(rewards, valid, eps) if method.advantage is Advantage.ITEM_GRPO
+                 else adv.rank_grpo_advantages(rewards, valid))
+        entry_adv = [table[i, :r.n_entries] for i, r in enumerate(rows)]
+    entry_adv = [a * w for a, w in zip(entry_adv, weights, strict=True)]
+    zeros = [np.zeros(r.n_entries) for r in rows]
+    return GroupCredit(entry_adv, seq_adv * weights, zeros, np.zeros(len(rows)), seq_reward, ndcg, weights)
+
+
+def _ppo_credit(rows: Sequence[RewardRow], item_r: list[np.ndarray], seq_reward: np.ndarray,
+                ndcg: np.ndarray, weights: np.ndarray, method: MethodSpec) -> GroupCredit:
+    if method.item_reward is ItemReward.NONE:
+        entry_reward = [np.zeros(r.n_entries) for r in rows]
+        final = seq_reward.copy()
+    else:
+        entry_reward = [np.where(r.valid[:r.n_entries], x[:r.n_entries], 0.0) for r, x in zip(rows, item_r,
+                                                                                               strict=True)]
+        final = seq_reward - ndcg  # the format term; the list quality is in the item rewards
+    zeros = [np.zeros(r.n_entries) for r in rows]
+    return GroupCredit(zeros, np.zeros(len(rows)), entry_reward, final, seq_reward, ndcg, weights)
+
+
+def _stack(rows: Sequence[np.ndarray], fill: float | bool = 0.0) -> np.ndarray:
+    width = max(len(r) for r in rows)
+    dtype = bool if isinstance(fill, bool) else np.float64
+    out = np.full((len(rows), width), fill, dtype=dtype)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return out

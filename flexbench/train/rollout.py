@@ -1,0 +1,161 @@
+"""Sample G rollouts per training prompt, parse them, and attach per-token credit.
+
+For each :class:`~flexbench.train.tasks.PromptTask`: build the prompt with the
+LLM layer (:func:`flexbench.llm.prompts.build_prompt`), sample ``G``
+completions with a :class:`GenerationBackend` (transformers ``generate`` on
+the live policy, or vLLM with weights synced after each update), decode each
+completion with its token character offsets
+(:func:`flexbench.llm.parsing.decode_with_offsets`), parse it with
+:func:`flexbench.llm.parsing.parse_ranking`, compute the group's credit
+(:mod:`flexbench.train.credit`) and map it onto the tokens with
+:func:`flexbench.train.token_advantages.token_advantages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from flexbench.repair import stable_rng
+from flexbench.train.config import RolloutEngine, TrainConfig
+from flexbench.train.credit import GroupCredit, group_credit, reward_row
+from flexbench.train.methods import MethodSpec
+from flexbench.train.ppo import token_rewards
+from flexbench.train.tasks import PromptTask
+from flexbench.train.token_advantages import token_advantages, token_item_index
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One sampled completion with its credit.
+
+    ``advantages`` are the per-token advantages (GRPO methods); ``rewards`` the
+    per-token rewards for GAE (PPO methods; zeros otherwise) and ``weight`` the
+    rollout's uncertainty weight, applied to GAE advantages later.
+    """
+
+    group: int
+    prompt_ids: tuple[int, ...]
+    completion_ids: tuple[int, ...]
+    text: str
+    advantages: np.ndarray
+    rewards: np.ndarray
+    weight: float
+    seq_reward: float
+    ndcg: float
+    parsed: bool
+    n_entries: int
+    n_valid: int
+
+
+def _entry_last_tokens(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
+    index = token_item_index(offsets, spans)
+    last = [-1] * len(spans)
+    for t, m in enumerate(index):
+        if m >= 0:
+            last[int(m)] = t
+    return last
+
+
+def credit_rollouts(task: PromptTask, group: int, prompt_ids: Sequence[int], completions: Sequence[Sequence[int]],
+                    tokenizer: Any, method: MethodSpec, cfg: TrainConfig, step: int) -> list[Rollout]:
+    """Parse the completions of one prompt and attach their per-token credit."""
+    from flexbench.llm.parsing import decode_with_offsets, parse_ranking
+
+    decoded = [decode_with_offsets(tokenizer, ids) for ids in completions]
+    parsed = [parse_ranking(text, task.instance.candidate_ids) for text, _ in decoded]
+    rows = [reward_row(p, task.instance.candidate_ids, task.gains, task.variances,
+                       stable_rng("rollout-pad", cfg.seed, step, task.position, i))
+            for i, p in enumerate(parsed)]
+    credit: GroupCredit = group_credit(rows, task.gains, method, cutoff=cfg.reward_cutoff,
+                                       clip=cfg.uncertainty_clip, eps=cfg.adv_eps)
+    out = []
+    for i, ((text, offsets), p, ids) in enumerate(zip(decoded, parsed, completions, strict=True)):
+        spans = [e.span for e in p.entries]
+        adv = token_advantages(offsets, spans, credit.entry_adv[i], float(credit.seq_adv[i]))
+        rew = token_rewards(len(ids), _entry_last_tokens(offsets, spans), credit.entry_reward[i],
+                            float(credit.final_reward[i]))
+        out.append(Rollout(group, tuple(prompt_ids), tuple(ids), text, adv, rew, float(credit.weights[i]),
+                           float(credit.seq_reward[i]), float(credit.ndcg[i]), bool(p.parsed),
+                           len(p.entries), int(sum(e.status == "valid" for e in p.entries))))
+    return out
+
+
+class RolloutSampler:
+    """Sample and credit the rollouts of a batch of tasks with a generation backend."""
+
+    def __init__(self, backend: Any, tokenizer: Any, method: MethodSpec, cfg: TrainConfig) -> None:
+        self.backend, self.tokenizer, self.method, self.cfg = backend, tokenizer, method, cfg
+
+    def sample(self, tasks: Sequence[PromptTask], step: int) -> list[Rollout]:
+        """``G`` rollouts per task, grouped by task, in task order."""
+        from flexbench.llm.backends import SamplingParams
+        from flexbench.llm.prompts import build_prompt
+
+        cfg = self.cfg
+        prompts = [build_prompt(t.instance, t.need, seed=cfg.seed + t.position, tokenizer=self.tokenizer)
+                   for t in tasks]
+        params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                top_p=cfg.top_p, n=cfg.group_size, seed=_sample_seed(cfg.seed, step))
+        shown = [p.shown_ids for p in prompts] if cfg.constrained else None
+        generations = self.backend.generate([p.text for p in prompts], params, candidate_ids=shown)
+        out: list[Rollout] = []
+        for g, (task, prompt, gens) in enumerate(zip(tasks, prompts, generations, strict=True)):
+            prompt_ids = self.tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
+            out += credit_rollouts(task, g, prompt_ids, [list(x.token_ids) for x in gens], self.tokenizer,
+                                   self.method, cfg, step)
+        return out
+
+
+def _sample_seed(seed: int, step: int) -> int:
+    return int(stable_rng("rollout-sample", seed, step).integers(2**31 - 1))
+
+
+def make_backend(cfg: TrainConfig, model: Any, tokenizer: Any) -> tuple[Any, Any]:
+    """The rollout backend and a ``sync(model)`` callable run after each optimizer step.
+
+    ``transformers``: :class:`flexbench.llm.backends.TransformersBackend` on the
+    live policy (nothing to sync). ``vllm``: a vLLM engine whose weights are
+    overwritten from the policy after each update (GPU only; untested here).
+    ``auto`` picks vLLM when it is importable and a GPU is present.
+    """
+    engine = cfg.engine
+    if engine is RolloutEngine.AUTO:
+        engine = RolloutEngine.VLLM if _vllm_usable() else RolloutEngine.TRANSFORMERS
+    if engine is RolloutEngine.TRANSFORMERS:
+        from flexbench.llm.backends import TransformersBackend
+
+        return TransformersBackend(model, tokenizer, batch_size=cfg.group_size), _no_sync
+    return _vllm_backend(cfg, model)
+
+
+def _no_sync(model: Any) -> None:
+    return None
+
+
+def _vllm_usable() -> bool:
+    import importlib.util
+
+    import torch
+
+    return torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
+
+
+def _vllm_backend(cfg: TrainConfig, model: Any) -> tuple[Any, Any]:  # pragma: no cover - needs vLLM + GPU
+    from flexbench.errors import FlexBenchError
+    from flexbench.llm.backends import VLLMBackend
+
+    if not _vllm_usable():
+        raise FlexBenchError("engine=vllm needs vLLM and a CUDA GPU; use --set engine=transformers")
+    backend = VLLMBackend(getattr(model, "name_or_path", cfg.model))
+
+    def sync(policy: Any) -> None:
+        engine = getattr(backend, "llm", None)
+        runner = engine.llm_engine.model_executor.driver_worker.model_runner  # type: ignore[union-attr]
+        unwrapped = policy.module if hasattr(policy, "module") else policy
+        runner.model.load_weights(((n, p.detach()) for n, p in unwrapped.state_dict().items()))
+
+    return backend, sync

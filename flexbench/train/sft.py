@@ -1,0 +1,88 @@
+"""Supervised fine-tuning on the optimal ranked list (TALLRec, the SFT baseline, Rec-R1's warm-up).
+
+The target of a training prompt is the answer the prompt asks for, listing
+the candidates by decreasing training gain (ties by item ID), followed by the
+tokenizer's end-of-sequence token. The loss is the token-mean negative
+log-likelihood of the target given the prompt::
+
+    L_SFT = -1/N sum_i sum_t log pi(y_{i,t} | x_i, y_{i,<t})
+
+with ``N`` the number of target tokens in the optimizer step, so micro-batches
+accumulate to the full-batch gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from flexbench.train.forward import pack, score_completions
+from flexbench.train.loss import masked_sum_mean
+from flexbench.train.tasks import PromptTask
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """Prompt and target token IDs of one supervised example."""
+
+    prompt_ids: tuple[int, ...]
+    target_ids: tuple[int, ...]
+
+
+def answer_text(candidate_ids: Sequence[str], ranked_ids: Sequence[str]) -> str:
+    """The answer the prompts ask for: one bracketed label per line (:mod:`flexbench.llm.labels`)."""
+    from flexbench.llm.labels import format_entry, label_map
+
+    labels = label_map(candidate_ids)
+    return "".join(format_entry(labels[item]) for item in ranked_ids)
+
+
+def sft_example(tokenizer: Any, prompt_text: str, candidate_ids: Sequence[str],
+                ranked_ids: Sequence[str]) -> SFTExample:
+    """Tokenise ``prompt_text`` and the answer listing ``ranked_ids`` (+ EOS)."""
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    target_ids = tokenizer(answer_text(candidate_ids, ranked_ids), add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        target_ids = [*target_ids, tokenizer.eos_token_id]
+    return SFTExample(tuple(prompt_ids), tuple(target_ids))
+
+
+def task_examples(tasks: Sequence[PromptTask], tokenizer: Any, *, seed: int) -> list[SFTExample]:
+    """SFT examples of training prompts: each task's prompt with its optimal list as the target."""
+    from flexbench.llm.prompts import build_prompt
+
+    out = []
+    for task in tasks:
+        prompt = build_prompt(task.instance, task.need, seed=seed + task.position, tokenizer=tokenizer)
+        out.append(sft_example(tokenizer, prompt.text, task.instance.candidate_ids, task.optimal_ids()))
+    return out
+
+
+def sft_loss(model: torch.nn.Module, examples: Sequence[SFTExample], pad_id: int,
+             denom: float | None = None) -> torch.Tensor:
+    """Token-mean NLL of the targets of ``examples`` (``denom``: target tokens of the whole step)."""
+    device = next(model.parameters()).device
+    batch = pack([e.prompt_ids for e in examples], [e.target_ids for e in examples], pad_id).to(device)
+    scores = score_completions(model, batch)
+    return masked_sum_mean(-scores.logprobs, batch.completion_mask, denom)
+
+
+def sft_step(model: torch.nn.Module, examples: Sequence[SFTExample], *, pad_id: int, micro_batch_size: int,
+             backward: Any = None) -> float:
+    """Accumulate the gradient of :func:`sft_loss` over micro-batches; return the loss value.
+
+    ``backward`` is the function that back-propagates (``accelerator.backward``
+    under accelerate; ``Tensor.backward`` otherwise). The caller owns the
+    optimizer step.
+    """
+    backward = backward or (lambda loss: loss.backward())
+    total_tokens = float(sum(len(e.target_ids) for e in examples))
+    value = 0.0
+    for start in range(0, len(examples), micro_batch_size):
+        loss = sft_loss(model, examples[start:start + micro_batch_size], pad_id, denom=total_tokens)
+        backward(loss)
+        value += float(loss.detach())
+    return value
