@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from baselines.recbole_compat import check_dataset_name, recbole_session
+from baselines.recbole_compat import check_dataset_name, recbole_api, recbole_session
 from baselines.scoring import has_histories, rank_by_score
 from flexbench.errors import FlexBenchError
 from flexbench.paths import cache_dir, checkpoints_dir
@@ -165,7 +165,7 @@ def train_command(request: TrainRequest) -> Path:
 
     from flexbench.catalog import open_dataset
 
-    console = Console()
+    console = Console(soft_wrap=True)
     cfg = BERT4RecConfig.from_options(request.options)
     dataset = open_dataset(request.dataset)
     out = Path(request.out_dir).resolve()
@@ -272,14 +272,13 @@ class BERT4RecModel:
         self.mask_token = int(model.mask_token)
 
     @classmethod
-    def load(cls, path: Path, cache: Path | None = None) -> BERT4RecModel:
-        """Rebuild the model from ``path`` (written by :func:`train_command`); RecBole runs in ``cache``."""
+    def load(cls, path: Path) -> BERT4RecModel:
+        """Rebuild the model from ``path`` (written by :func:`train_command`); RecBole's data are not needed."""
         meta = _read_meta(Path(path))
         if meta is None:
             raise FileNotFoundError(f"no bert4rec checkpoint in {path}")
         config = {**meta["model_config"], "device": torch.device("cpu")}
-        with recbole_session(Path(cache or cache_dir()).resolve() / "recbole" / "run") as rb:
-            model = rb.BERT4Rec(config, _ItemCount(len(meta["item_ids"])))
+        model = recbole_api().BERT4Rec(config, _ItemCount(len(meta["item_ids"])))
         model.load_state_dict(torch.load(Path(path) / MODEL_FILE, map_location="cpu", weights_only=True))
         return cls(model, meta["item_ids"], meta)
 
@@ -330,9 +329,11 @@ class BERT4RecRanker:
             raise RankerUnavailable(f"the bert4rec checkpoint in {path} was trained on other data than the "
                                     f"prepared {dataset.name!r}; run `flexbench train bert4rec --dataset "
                                     f"{dataset.name} --no-resume`")
-        self.model = BERT4RecModel.load(path, ctx.cache_dir)
+        self.bert4rec = BERT4RecModel.load(path)
         self.batch_size = int(ctx.options.get("batch_size", 256))
+        self.provenance = {"model": f"RecBole BERT4Rec ({path})", "checkpoint_key": meta["run_key"],
+                           "best_epoch": meta["best_epoch"], "train_seconds": meta["train_seconds"]}
 
     def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
         """Need-agnostic: the same ranking for every need."""
-        return self.model.rank(instances, self.batch_size)
+        return self.bert4rec.rank(instances, self.batch_size)

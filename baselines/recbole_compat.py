@@ -2,8 +2,8 @@
 
 RecBole 1.2.1 predates NumPy 2, pandas 3 and torch >= 2.6, and it changes
 process state as it goes. Nothing here happens at import time: callers wrap
-every use of RecBole in :func:`recbole_session` and get RecBole's API from
-:func:`recbole_api` inside it. On exit the session restores everything it
+every run of RecBole in :func:`recbole_session` and get RecBole's API from
+:func:`recbole_api` (which alone suffices to rebuild a saved model). On exit the session restores everything it
 could change. The fixes, each with the fact it answers (measured on Python
 3.11, torch 2.13 CPU, NumPy 2, pandas 3):
 
@@ -120,7 +120,11 @@ def check_dataset_name(name: str) -> None:
 
 
 def recbole_api() -> RecBoleAPI:
-    """Import RecBole's low-level API; call only inside :func:`recbole_session`."""
+    """Import RecBole's low-level API with the import-time fixes (tensorboard stub, anomaly mode).
+
+    Building a model from a saved config needs nothing more; running RecBole
+    (``Config``, datasets, training) must happen inside :func:`recbole_session`.
+    """
     if importlib.util.find_spec("recbole") is None:
         from flexbench.errors import FlexBenchError
 

@@ -31,7 +31,7 @@ raises :class:`~flexbench.ranker.RankerUnavailable` with that reason.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -141,7 +141,9 @@ class STARRanker:
             raise RankerUnavailable(f"star scores candidates against a user history; {ctx.dataset.name!r} "
                                     f"instances carry a query only, whose embedding cosine is already the "
                                     f"retriever's order (see `candidate-order`)")
-        self.scorer = build_scorer(ctx.dataset, STARConfig.from_options(ctx.options))
+        config = STARConfig.from_options(ctx.options)
+        self.scorer = build_scorer(ctx.dataset, config)
+        self.provenance = {"star": asdict(config)}
         self.batch_size = int(ctx.options.get("batch_size", 512))
 
     def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:

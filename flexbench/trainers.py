@@ -44,6 +44,7 @@ class TrainerEntry:
     target: str
     description: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    per_need: bool = True  # False: need-agnostic; default checkpoint dir omits the needs tag
 
     def load(self) -> Callable[[TrainRequest], Path]:
         """Import the train function."""
@@ -56,7 +57,8 @@ _POLICY = "flexbench.train.run:train_policy"
 TRAINERS: dict[str, TrainerEntry] = {e.name: e for e in (
     TrainerEntry("critic", "flexbench.train.critic_cli:train_critic_command",
                  "Uncertainty-aware critic (mean + log-variance, beta-NLL)."),
-    TrainerEntry("bert4rec", "baselines.bert4rec:train_command", "RecBole BERT4Rec on training sequences."),
+    TrainerEntry("bert4rec", "baselines.bert4rec:train_command", "RecBole BERT4Rec on training sequences.",
+                 per_need=False),
     TrainerEntry("flexrec", _POLICY, "FlexRec GRPO (causal swap + uncertainty scaling).",
                  {"method": "flexrec"}),
     TrainerEntry("rec-r1", _POLICY, "Rec-R1: SFT warm-up then sequence-level GRPO.", {"method": "rec-r1"}),

@@ -87,7 +87,8 @@ def register(app: typer.Typer) -> None:
         chosen = resolve_needs(dataset, need, needs)
         options = {**load_config_file(config), **parse_overrides(set_ or []), **entry.options}
         tag = "all" if needs == "all" else "+".join(chosen)
-        out_dir = out or checkpoints_dir() / method / dataset / tag
+        default_dir = checkpoints_dir() / method / dataset
+        out_dir = out or (default_dir / tag if entry.per_need else default_dir)
         request = TrainRequest(method=method, dataset=dataset, needs=chosen, out_dir=out_dir,
                                model=model, seed=seed, resume=resume, options=options)
         saved = entry.load()(request)

@@ -79,9 +79,11 @@ def test_session_restores_process_state(tmp_path, monkeypatch) -> None:
         check_dataset_name("ml-1m")
 
 
-def test_ranker_scores_candidates_deterministically(mock_ctx) -> None:
+def test_ranker_scores_candidates_deterministically(mock_ctx, tmp_path, monkeypatch) -> None:
     instances = mock_ctx.instances("test")
+    monkeypatch.chdir(tmp_path)
     ranker = build_ranker("bert4rec", RankerContext(mock_ctx))
+    assert list(tmp_path.iterdir()) == []
     first = ranker.rank(instances, INTEREST)
     assert [r.instance_id for r in first] == [x.instance_id for x in instances]
     assert all(sorted(r.item_ids) == sorted(x.candidate_ids) for r, x in zip(first, instances, strict=True))
@@ -91,7 +93,7 @@ def test_ranker_scores_candidates_deterministically(mock_ctx) -> None:
 
 def test_direct_scores_equal_recbole_prediction(trained) -> None:
     """s(c) on history h[1:] equals RecBole's full_sort_predict on h (which drops h's first item)."""
-    model = BERT4RecModel.load(trained[1], trained[0] / "cache")
+    model = BERT4RecModel.load(trained[1])
     known = list(model.index)[:6]
     history, candidates = known[:5], known
     ours = model.scores([history[1:]], [candidates])[0]
@@ -103,7 +105,7 @@ def test_direct_scores_equal_recbole_prediction(trained) -> None:
 
 
 def test_unseen_candidates_rank_last_by_id(trained) -> None:
-    model = BERT4RecModel.load(trained[1], trained[0] / "cache")
+    model = BERT4RecModel.load(trained[1])
     known = list(model.index)[:3]
     scores = model.scores([known], [["zz-new", known[0], "aa-new"]])[0]
     assert np.isneginf(scores[[0, 2]]).all() and np.isfinite(scores[1])
