@@ -1,0 +1,61 @@
+"""Conformance of the whole ranker registry (STYLE pattern 2).
+
+Each entry must import, be callable, and on the mock dataset either build a
+:class:`Ranker` that returns one valid :class:`Ranking` per instance, in input
+order, or raise :class:`RankerUnavailable` with a reason. Local-LLM entries load
+a model, so their build-and-rank check is marked slow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flexbench.prepared import PreparedDataset
+from flexbench.ranker import REGISTRY, Ranker, RankerContext, RankerKind, RankerUnavailable, build_ranker, get_entry
+from flexbench.types import Ranking
+from needs.base import get_need
+
+SCORE_BASED = {RankerKind.REFERENCE, RankerKind.ORACLE, RankerKind.CLASSIC}
+
+
+def _params(slow_kinds: set[RankerKind]) -> list:
+    return [pytest.param(name, marks=[pytest.mark.slow] if e.kind in slow_kinds else [], id=name)
+            for name, e in REGISTRY.items()]
+
+
+def test_names_are_unique_and_match_their_rows() -> None:
+    assert all(name == entry.name for name, entry in REGISTRY.items())
+    assert len({name.lower() for name in REGISTRY}) == len(REGISTRY)
+    assert all(entry.description.strip() for entry in REGISTRY.values())
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_target_imports_and_is_callable(name: str) -> None:
+    assert callable(REGISTRY[name].load())
+
+
+def test_unknown_name_suggests_close_ones() -> None:
+    with pytest.raises(Exception, match="Did you mean 'oracle-trend'"):
+        get_entry("oracle-trnd")
+
+
+@pytest.mark.parametrize("name", _params({RankerKind.ZERO_SHOT}))
+def test_entry_conforms_on_mock(name: str, mock_dataset: PreparedDataset, data_root: Path) -> None:
+    ctx = RankerContext(mock_dataset, seed=0, options={}, cache_dir=data_root / "cache")
+    try:
+        ranker = build_ranker(name, ctx)
+    except RankerUnavailable as err:
+        assert str(err).strip(), f"{name}: RankerUnavailable needs a reason"
+        return
+    assert isinstance(ranker, Ranker) and isinstance(ranker.name, str) and ranker.name
+    xs = mock_dataset.instances("test")[:3]
+    rankings = ranker.rank(xs, get_need("interest"))
+    assert len(rankings) == len(xs)
+    for x, r in zip(xs, rankings, strict=True):
+        assert isinstance(r, Ranking) and r.instance_id == x.instance_id
+        assert all(isinstance(i, str) for i in r.item_ids)
+        if REGISTRY[name].kind in SCORE_BASED:
+            assert sorted(r.item_ids) == sorted(x.candidate_ids), f"{name} must return a full permutation"
+    assert ranker.rank(xs, get_need("interest")) == rankings or REGISTRY[name].kind not in SCORE_BASED
