@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,26 @@ def test_same_seed_same_model_and_resume_skips(trained, tmp_path, monkeypatch, c
     _train(root, again, resume=True)
     printed = capsys.readouterr().out
     assert "up to date" in printed and "scoring time" in printed
+
+
+def test_interrupted_training_resumes_from_recbole_checkpoint(trained, tmp_path, monkeypatch, capsys) -> None:
+    """RecBole's own checkpoint (loaded through the session's weights_only=False torch.load) resumes a run."""
+    root, out = trained
+    monkeypatch.setenv("FLEXBENCH_DATA", str(root))
+    run = _train(root, tmp_path / "run")
+    state_file = run / "recbole" / "BERT4Rec-best.pth"
+    with pytest.raises(Exception, match="weights_only"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's note on pickle protocol 4
+        torch.load(state_file)  # what RecBole's trainer would hit without the compat session
+    state = torch.load(state_file, weights_only=False)
+    state["epoch"] = 0  # as if interrupted after the first epoch
+    torch.save(state, state_file)
+    (run / "bert4rec.json").unlink()
+    capsys.readouterr()
+    _train(root, run, resume=True)
+    printed = capsys.readouterr().out
+    assert "resuming bert4rec from epoch 1" in printed and "training time" in printed
+    assert (run / "bert4rec.json").exists()
 
 
 def test_missing_checkpoint_and_bad_options(mock_ctx, tmp_path) -> None:
