@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -20,14 +21,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command("tables")
     def tables(
-        out: Path = typer.Option(Path("leaderboards"), "--out", help="Output directory."),
-        results: Path | None = typer.Option(None, "--results", help="Result store (default <data>/results)."),
-        checkpoints: Path | None = typer.Option(
-            None, "--checkpoints", help="Critic reports and training logs (default <data>/checkpoints)."),
-        paper_setting: bool = typer.Option(
-            False, "--paper-setting",
+        out: Annotated[Path, typer.Option(help="Output directory.")] = Path("leaderboards"),
+        results: Annotated[Path | None, typer.Option(help="Result store (default <data>/results).")] = None,
+        checkpoints: Annotated[Path | None, typer.Option(
+            help="Critic reports and training logs (default <data>/checkpoints).")] = None,
+        paper_setting: Annotated[bool, typer.Option(
+            "--paper-setting",
             help="Use only runs at the paper's scale (5,000/1,000 instances, K=30, Qwen2.5-3B-Instruct) "
-                 "where a GPU allows; on CPU say what would run and fall back to the bundled sample."),
+                 "where a GPU allows; on CPU say what would run and fall back to the bundled sample.")] = False,
     ) -> None:
         """Write the paper's Tables 1-3 and 6-9, the critic table, Figures 3-4 and index.html.
 

@@ -7,7 +7,7 @@ run trained on another need than the table's is never filled, only labelled.
 Gain row (paper: "vs Qwen2.5-3B-Instruct"): ``100 * (m_flexrec - m_zero-shot) / m_zero-shot``
 from the two stored cells of the same column, missing unless both are filled.
 
-Significance: in each column, each ``ours`` row is tested (paired t-test on the
+Significance: in each column, each ``ours`` row is tested (paired tests on the
 per-instance metric of the JSONL records, :mod:`flexbench.tables.significance`)
 against the strongest filled row of its comparison pool (highest stored mean;
 ties go to the row listed first).
@@ -50,11 +50,15 @@ class Cell:
 
 @dataclass(frozen=True, slots=True)
 class ResolvedRow:
-    """A row's cells per column group (``cells[g][m]``) and, per group, our model where it differs."""
+    """A row's cells per column group (``cells[g][m]``) and, per group, our model.
+
+    ``models[g]`` is None where the group has no stored run, ``""`` where our model
+    is the paper's (or the method has none to compare), else our model's name.
+    """
 
     row: Row
     cells: tuple[tuple[Cell, ...], ...]
-    models: tuple[str, ...]
+    models: tuple[str | None, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +98,10 @@ def _status(layout: TableLayout, row: Row, group: ColumnGroup, run: RunResult | 
     return CellStatus.OK, ""
 
 
-def _model_note(row: Row, run: RunResult | None, status: CellStatus) -> str:
-    if run is None or status is CellStatus.MISSING or row.paper_model is None:
+def _model_note(row: Row, run: RunResult | None, status: CellStatus) -> str | None:
+    if run is None or status is CellStatus.MISSING:
+        return None
+    if row.paper_model is None:
         return ""
     model = run.provenance.get("model")
     if not model or normalise_model(str(model)) == normalise_model(row.paper_model):
@@ -160,7 +166,7 @@ class _Resolver:
                                cell.metric)
         if test is None:
             return cell
-        note = f"vs {best.row.ranker}: p={test.p_value:.3g}" if test.p_value is not None else ""
+        note = f"vs {best.row.ranker}: p={test.p_value:.3g}"
         return Cell(cell.metric, cell.value, cell.paper, cell.status, test.mark(), note)
 
     def gain(self, rows: list[ResolvedRow]) -> tuple[tuple[Cell, ...], ...]:

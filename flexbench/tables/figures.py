@@ -93,16 +93,19 @@ def plot_figure(layout: FigureLayout, dataset: str, curves: dict[str, TrainingLo
     fig = Figure(figsize=(4.2 * len(layout.metrics), 3.4), dpi=100)
     axes = fig.subplots(1, len(layout.metrics), squeeze=False)[0]
     for ax, metric in zip(axes, layout.metrics, strict=True):
-        for label, legend in layout.curves:
+        for index, (label, legend) in enumerate(layout.curves):
             log = curves.get(label)
-            if log is not None and metric in log.values:
-                ax.plot(log.steps, log.values[metric], marker="o", markersize=3, label=legend)
+            if log is not None and metric in log.values:  # fixed colour per curve, drawn or not
+                ax.plot(log.steps, log.values[metric], marker="o", markersize=3, label=legend, color=f"C{index}")
         ax.set_xlabel("training step")
         ax.set_ylabel(f"validation {METRIC_TITLES[metric]}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{layout.title} ({DATASET_TITLES.get(dataset, dataset)})", fontsize=10)
-    fig.tight_layout()
+    missing = [legend for label, legend in layout.curves if label not in curves]
+    fig.tight_layout(rect=(0, 0.06 if missing else 0, 1, 1))
+    if missing:
+        fig.text(0.01, 0.01, "missing (no training log stored): " + ", ".join(missing), fontsize=8, color="#a00")
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png", metadata={"Software": None})
 

@@ -21,9 +21,9 @@ from flexbench.tables.significance import ALPHA, BETTER, WORSE
 MISSING = "—"
 LEGEND = (f"Each cell: our stored value (the paper's reported value in parentheses). {MISSING}: no stored "
           f"result. {BETTER}/{WORSE}: significantly better/worse than the strongest comparison row of the "
-          f"column (paired t-test on per-instance scores, p < {ALPHA}). Our numbers are computed on our data "
-          "scale with the models named in the last column where they differ from the paper's; they are "
-          "not the paper's numbers.")
+          f"column (paired t-test and Fisher randomization test on per-instance scores, both p < {ALPHA}). "
+          "Our numbers are computed on our data scale with the models named in the last column where they "
+          "differ from the paper's; they are not the paper's numbers.")
 CRITIC_LEGEND = (f"Each cell: our value from the stored critic report (the paper's reported value in "
                  f"parentheses). {MISSING}: no report stored, or no number in the paper.")
 STATUS_TEXT = {CellStatus.MISSING: MISSING, CellStatus.INCOMPLETE: "incomplete",
@@ -44,11 +44,15 @@ def cell_text(cell: Cell, gain: bool = False) -> str:
 
 
 def model_text(rr: ResolvedRow, titles: Sequence[str]) -> str:
-    """Our model where it differs from the paper's: one name, or ``group: name`` pairs."""
-    named = [(t, m) for t, m in zip(titles, rr.models, strict=True) if m]
-    if len({m for _, m in named}) <= 1:
-        return named[0][1] if named else ""
-    return "; ".join(f"{t}: {m}" for t, m in named)
+    """Our model where it differs from the paper's: one name when every filled group used it,
+    else ``group: name`` pairs for the groups that differ."""
+    filled = [(t, m) for t, m in zip(titles, rr.models, strict=True) if m is not None]
+    differing = [(t, m) for t, m in filled if m]
+    if not differing:
+        return ""
+    if len(differing) == len(filled) and len({m for _, m in differing}) == 1:
+        return differing[0][1]
+    return "; ".join(f"{t}: {m}" for t, m in differing)
 
 
 def _line(cells: Sequence[str]) -> str:
@@ -99,8 +103,8 @@ def render_critic(reports: Sequence[CriticReport], layout: CriticLayout, paper: 
             prov.append(f"{rep.dataset}: {rep.path}" + (f" ({extra})" if extra else ""))
     return "\n".join([
         "## Critic quality (paper Appendix G)", "",
-        "Mean-head MSE and MAE, Pearson correlation of the predicted mean with the target and of the "
-        "predicted variance with the squared error, on the held-out split of the observed interactions.",
+        ("Mean-head MSE and MAE, Pearson correlation of the predicted mean with the target and of the "
+        "predicted variance with the squared error, on the held-out split of the observed interactions."),
         "", CRITIC_LEGEND, "", _line(header), _line(["---"] * len(header)), _line(["Critic", *cells]), "",
         "Provenance: " + "; ".join(prov) + ".", ""])
 

@@ -7,7 +7,6 @@ line is identical on every re-render of the same store.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,6 +15,13 @@ from flexbench.types import RunResult
 
 def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+
+
+def _code(value: Any) -> str:
+    if isinstance(value, dict) and value.get("git_commit"):
+        dirty = "+dirty" if value.get("dirty") else ""
+        return f"{str(value['git_commit'])[:12]}{dirty} (flexbench {value.get('package', '?')})"
+    return _text(value) if value not in (None, "") else ""
 
 
 def _distinct(values: Iterable[Any]) -> str:
@@ -49,7 +55,7 @@ def provenance_fields(runs: Iterable[RunResult]) -> Mapping[str, str]:
     prov = [r.provenance for r in runs]
     return {
         "runs": str(len(runs)),
-        "code": _distinct(p.get("code_version") for p in prov),
+        "code": _distinct(_code(p.get("code_version")) for p in prov),
         "data": _per_dataset(runs, lambda r: r.provenance.get("data_fingerprint")),
         "instances": _per_dataset(runs, lambda r: r.n_instances),
         "models": _distinct(p.get("model") for p in prov),

@@ -68,11 +68,11 @@ def plan_paper_setting(store: ResultSource, has_cuda: bool,
     at_scale = sum(setting.holds_for(r) for r in runs)
     lines = [f"Paper setting: {setting.describe()}."]
     if not has_cuda:
-        lines += ["No CUDA GPU here: at the paper's scale `flexbench eval --all` would rank "
+        lines += [("No CUDA GPU here: at the paper's scale `flexbench eval --all` would rank "
                   f"{setting.test_instances:,} test instances per dataset and need with {setting.model} "
-                  f"and the trainers would use {setting.train_instances:,} training instances; that needs a GPU.",
-                  f"Falling back to the bundled sample: rendering all {len(runs)} stored runs "
-                  f"({at_scale} of them at the paper's scale)."]
+                  f"and the trainers would use {setting.train_instances:,} training instances; that needs a GPU."),
+                  (f"Falling back to the bundled sample: rendering all {len(runs)} stored runs "
+                  f"({at_scale} of them at the paper's scale).")]
         return store, lines
     lines.append(f"Rendering the {at_scale} of {len(runs)} stored runs at the paper's scale; "
                  "other cells are shown as missing.")

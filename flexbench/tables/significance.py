@@ -1,9 +1,11 @@
-"""Paired significance test on per-instance metrics (two-sided paired t-test).
+"""Significance of an ``ours`` cell against the strongest comparison row of its column.
 
-For per-instance scores ``a_i`` and ``b_i`` of two runs on the same instances,
-``d_i = a_i - b_i``, ``t = mean(d) / (std(d, ddof=1) / sqrt(n))`` with ``n - 1``
-degrees of freedom (Student 1908; the test ranx ``compare`` calls "Student's
-paired t-test", Bassani 2022). Deterministic, so rendered tables are reproducible.
+Uses the leaderboard's paired test (:func:`flexbench.leaderboard.paired_pvalues`):
+on the per-instance scores of the two runs, a two-sided Student paired t-test and
+a Fisher randomization test with seeded sign flips (Smucker, Allan & Carterette,
+CIKM 2007). A difference is marked only when *both* p-values are below
+:data:`ALPHA`, and only when the two runs scored exactly the same instances.
+Both tests are deterministic for the fixed seed, so rendered tables reproduce.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from flexbench.types import InstanceRecord
 
@@ -22,28 +23,34 @@ BETTER, WORSE = "▲", "▼"
 
 @dataclass(frozen=True, slots=True)
 class PairedTest:
-    """Outcome of a paired test of ``a`` against ``b`` on one metric."""
+    """Outcome of a paired test of run ``a`` against run ``b`` on one metric."""
 
     n: int
     mean_diff: float
-    p_value: float | None  # None: fewer than 2 pairs or zero variance of the differences
+    p_ttest: float
+    p_fisher: float
+
+    @property
+    def p_value(self) -> float:
+        """The larger of the two p-values (both must pass)."""
+        return max(self.p_ttest, self.p_fisher)
 
     def mark(self, alpha: float = ALPHA) -> str:
         """``▲`` when ``a`` is significantly better, ``▼`` when worse, else empty."""
-        if self.p_value is None or self.p_value >= alpha:
+        if self.p_value >= alpha or self.mean_diff == 0:
             return ""
         return BETTER if self.mean_diff > 0 else WORSE
 
 
-def paired_ttest(a: Sequence[float], b: Sequence[float]) -> PairedTest:
-    """Two-sided paired t-test of ``a`` vs ``b`` (same length, same instance order)."""
+def paired_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
+    """Paired tests of ``a`` vs ``b`` (same length, same instance order)."""
+    from flexbench.leaderboard import paired_pvalues
+
     if len(a) != len(b):
         raise ValueError(f"paired test needs equal lengths, got {len(a)} and {len(b)}")
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    if d.size < 2 or float(np.std(d)) == 0.0:
-        return PairedTest(int(d.size), float(d.mean()) if d.size else 0.0, None)
-    p = float(stats.ttest_rel(np.asarray(a, dtype=float), np.asarray(b, dtype=float)).pvalue)
-    return PairedTest(int(d.size), float(d.mean()), p)
+    xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    t_p, fisher_p = paired_pvalues(xa, xb)
+    return PairedTest(len(xa), float((xa - xb).mean()) if len(xa) else 0.0, t_p, fisher_p)
 
 
 def compare_records(a: Sequence[InstanceRecord], b: Sequence[InstanceRecord], metric: str) -> PairedTest | None:
@@ -52,7 +59,7 @@ def compare_records(a: Sequence[InstanceRecord], b: Sequence[InstanceRecord], me
     if not sa or sa.keys() != sb.keys():
         return None
     ids = sorted(sa)
-    return paired_ttest([sa[i] for i in ids], [sb[i] for i in ids])
+    return paired_test([sa[i] for i in ids], [sb[i] for i in ids])
 
 
 def _scores(records: Sequence[InstanceRecord], metric: str) -> Mapping[str, float]:
