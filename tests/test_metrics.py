@@ -129,6 +129,28 @@ def test_matches_ranx_on_integer_labels() -> None:
         np.testing.assert_allclose(ours[name], theirs[name], rtol=0, atol=1e-9, err_msg=name)
 
 
+def test_matches_pytrec_eval_on_integer_labels() -> None:
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    rng = np.random.default_rng(4)
+    n, k = 40, 30
+    gains = rng.integers(0, 4, size=(n, k))
+    ids = tuple(f"i{j:04d}" for j in range(k))
+    rankings = [[ids[j] for j in rng.permutation(k)] for _ in range(n)]
+    labs = [NeedLabels(f"q{b:04d}", "interest", ids, tuple(map(float, gains[b])),
+                       frozenset(i for i, g in zip(ids, gains[b], strict=True) if g > 0)) for b in range(n)]
+    ours = compute_metrics(*batch_arrays(rankings, labs))
+    names = {"ndcg@5": "ndcg_cut_5", "ndcg@10": "ndcg_cut_10", "ndcg@30": "ndcg_cut_30",
+             "recall@5": "recall_5", "precision@5": "P_5"}
+    evaluator = pytrec_eval.RelevanceEvaluator(
+        {lab.instance_id: {i: int(g) for i, g in zip(ids, lab.gains, strict=True)} for lab in labs},
+        set(names.values()))
+    scores = evaluator.evaluate({lab.instance_id: {i: float(k - p) for p, i in enumerate(r)}
+                                 for lab, r in zip(labs, rankings, strict=True)})
+    for name, trec in names.items():
+        theirs = [scores[lab.instance_id][trec] for lab in labs]
+        np.testing.assert_allclose(ours[name], theirs, rtol=0, atol=1e-9, err_msg=name)
+
+
 def test_ranx_truncates_float_labels_so_we_do_not_use_it_for_ndcg() -> None:
     ranx = pytest.importorskip("ranx")
     stored = ranx.Qrels.from_dict({"q0000": {"i0000": 1.73, "i0001": 0.1, "i0002": 2.0}}).to_dict()
