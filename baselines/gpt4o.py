@@ -1,0 +1,62 @@
+"""GPT-4o, or any OpenAI-compatible endpoint, as a zero-shot ranker (row ``gpt-4o``).
+
+The same prompt as the local models (:mod:`flexbench.llm.prompts`) is sent as chat
+messages through :class:`~flexbench.llm.backends.openai_backend.OpenAIBackend`
+(temperature 0, retries with backoff, on-disk response cache under
+``<cache>/openai`` so a rerun costs nothing). The API key comes from the
+environment only and is never written to results, caches or logs; without a key
+the factory raises :class:`~flexbench.ranker.RankerUnavailable` and
+``flexbench eval --all`` skips the row with that reason.
+
+Options: ``model`` (default ``gpt-4o``), ``base_url`` (any OpenAI-compatible
+server, e.g. a local ``vllm serve``), ``api_key_env`` (default
+``OPENAI_API_KEY``), ``concurrency``, ``max_retries``, ``timeout_s``,
+``max_new_tokens``, ``max_item_chars``, ``progress``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flexbench.llm.backends.base import SamplingParams
+from flexbench.llm.backends.openai_backend import OpenAIBackend, OpenAIConfig, api_key_from_env
+from flexbench.llm.prompts import build_prompt
+from flexbench.llm.ranking import config_from_options, to_ranking
+from flexbench.ranker import RankerContext, RankerUnavailable
+from flexbench.types import Instance, NeedSpec, Ranking
+
+
+@dataclass(frozen=True)
+class GPT4oSettings:
+    """Decoding and prompt settings of the ranker (endpoint settings live in OpenAIConfig)."""
+
+    max_new_tokens: int = 512
+    max_item_chars: int = 300
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1 or self.max_item_chars < 20:
+            raise ValueError("max_new_tokens must be >= 1 and max_item_chars >= 20")
+
+
+class GPT4oRanker:
+    """Zero-shot ranking through the OpenAI chat completions API."""
+
+    def __init__(self, ctx: RankerContext) -> None:
+        endpoint = config_from_options(OpenAIConfig, ctx.options, cache_dir=ctx.cache_dir / "openai")
+        if api_key_from_env(endpoint.api_key_env) is None:
+            raise RankerUnavailable(f"no API key: set the environment variable {endpoint.api_key_env} "
+                                    f"(or name another one with --api-key-env) to run {endpoint.model}")
+        self.settings = config_from_options(GPT4oSettings, ctx.options)
+        self.name = str(ctx.options.get("registry_name", "gpt-4o"))
+        self.seed = ctx.seed
+        self.backend = OpenAIBackend(endpoint, progress=self.settings.progress)
+
+    def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
+        """One ranking per instance, in input order."""
+        prompts = [build_prompt(x, need, seed=self.seed, max_item_chars=self.settings.max_item_chars)
+                   for x in instances]
+        params = SamplingParams(max_new_tokens=self.settings.max_new_tokens, temperature=0.0, seed=self.seed)
+        outputs = self.backend.generate([p.messages for p in prompts], params)
+        return [to_ranking(x, p, out[0]) for x, p, out in zip(instances, prompts, outputs, strict=True)]

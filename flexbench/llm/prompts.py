@@ -1,0 +1,132 @@
+"""Prompt construction: one instance and one need -> a chat prompt with labelled candidates.
+
+Layout of the user message (SPEC sections 1 and 5)::
+
+    Task: <need title>. <need instruction>
+
+    The user's recent history, oldest first, with engagement:      (or: Shopping query: ...)
+    - <item text> (engagement 1.27)
+    ...
+
+    Candidates (each has an ID in square brackets):
+    [17] <item text>
+    [4] <item text>
+    ...
+
+    Rank all K candidates for this need, best first. Answer with the candidate IDs in
+    square brackets, one per line, each exactly once, and nothing else. ...
+
+Candidates are shown in a seeded random order: candidate ``c`` of instance ``x`` is
+sorted by ``sha256(seed, x.instance_id, c)``, which is stable across Python and
+NumPy versions and independent of the retriever order. Labels come from
+:mod:`flexbench.llm.labels` (a function of the candidate set only).
+
+Everything taken from the data (item texts, the query) passes through
+:func:`~flexbench.llm.labels.neutralize`, has its line breaks folded into
+``" | "`` and is cut to ``max_item_chars``: a candidate cannot open a new
+candidate line, forge a label, or inject a bracketed ID into the prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flexbench.llm.labels import format_label, label_map, neutralize
+from flexbench.types import Instance, NeedSpec
+
+DEFAULT_SYSTEM = ("You are a recommender system. You rank a closed set of candidate items "
+                  "for a user's stated need and answer only with candidate IDs.")
+_NEWLINES = re.compile(r"\s*[\r\n\u2028\u2029\x0b\x0c\x85]+\s*")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A built prompt: chat ``messages``, the rendered ``text`` and the shown candidate order.
+
+    ``text`` is the chat template applied with a generation prompt when the
+    tokenizer has a template, else a plain rendering ending in ``"Answer:\\n"``.
+    ``labels[i]`` is the label shown for ``shown_ids[i]``.
+    """
+
+    messages: tuple[dict[str, str], ...]
+    text: str
+    shown_ids: tuple[str, ...]
+    labels: tuple[str, ...] = field(default=())
+
+
+def shown_order(instance: Instance, seed: int) -> tuple[str, ...]:
+    """Candidate IDs in the seeded random order shown to the model."""
+    def key(item: str) -> str:
+        return hashlib.sha256(f"{seed}\x1f{instance.instance_id}\x1f{item}".encode()).hexdigest()
+    return tuple(sorted(instance.candidate_ids, key=lambda item: (key(item), item)))
+
+
+def clean_text(text: str, max_chars: int) -> str:
+    """Data text as one safe line: neutralised brackets, folded line breaks, at most ``max_chars``."""
+    line = _SPACES.sub(" ", _NEWLINES.sub(" | ", neutralize(text))).strip()
+    return line if len(line) <= max_chars else line[: max_chars - 1].rstrip() + "…"
+
+
+def _context_block(instance: Instance, max_chars: int, max_history: int | None) -> str:
+    if instance.query is not None and not instance.history:
+        return f"Shopping query: \"{clean_text(instance.query, max_chars)}\""
+    history = instance.history if max_history is None else instance.history[-max_history:]
+    lines = [f"- {clean_text(h.text, max_chars)} (engagement {h.engagement:.2f})" for h in history]
+    head = "The user's recent history, oldest first, with engagement (higher = liked more):"
+    block = "\n".join([head, *lines])
+    if instance.query is not None:
+        block += f"\n\nQuery: \"{clean_text(instance.query, max_chars)}\""
+    return block
+
+
+def _answer_format(labels: Sequence[str]) -> str:
+    k = len(labels)
+    example = "\n".join(format_label(label) for label in labels[:2])
+    return (f"Rank all {k} candidates for this need, best first. Answer with the candidate IDs "
+            f"in square brackets, one per line, each of the {k} IDs exactly once, and nothing "
+            f"else. For example, an answer starts like this:\n{example}\n...")
+
+
+def build_messages(instance: Instance, need: NeedSpec, *, seed: int, max_item_chars: int = 300,
+                   max_history: int | None = None,
+                   system: str | None = DEFAULT_SYSTEM) -> tuple[tuple[dict[str, str], ...], tuple[str, ...],
+                                                                 tuple[str, ...]]:
+    """``(messages, shown_ids, labels)`` of the prompt; see the module docstring for the layout."""
+    if max_item_chars < 20:
+        raise ValueError(f"max_item_chars={max_item_chars} is too short to show an item; use >= 20")
+    shown = shown_order(instance, seed)
+    label_of = label_map(instance.candidate_ids)
+    labels = tuple(label_of[item] for item in shown)
+    text_of = {c.item_id: c.text for c in instance.candidates}
+    candidates = "\n".join(f"{format_label(label)} {clean_text(text_of[item], max_item_chars)}"
+                           for item, label in zip(shown, labels, strict=True))
+    user = "\n\n".join([
+        f"Task: {need.title}. {need.instruction}",
+        _context_block(instance, max_item_chars, max_history),
+        f"Candidates (each has an ID in square brackets):\n{candidates}",
+        _answer_format(labels),
+    ])
+    messages: list[dict[str, str]] = [] if system is None else [{"role": "system", "content": system}]
+    messages.append({"role": "user", "content": user})
+    return tuple(messages), shown, labels
+
+
+def render(messages: Sequence[dict[str, str]], tokenizer: Any = None) -> str:
+    """Chat-template text with a generation prompt, or a plain rendering without a template."""
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+    return "\n\n".join(m["content"] for m in messages) + "\n\nAnswer:\n"
+
+
+def build_prompt(instance: Instance, need: NeedSpec, *, seed: int, tokenizer: Any = None,
+                 max_item_chars: int = 300, max_history: int | None = None,
+                 system: str | None = DEFAULT_SYSTEM) -> Prompt:
+    """Build the prompt of ``instance`` for ``need`` (deterministic for ``seed``)."""
+    messages, shown, labels = build_messages(instance, need, seed=seed, max_item_chars=max_item_chars,
+                                             max_history=max_history, system=system)
+    return Prompt(messages=messages, text=render(messages, tokenizer), shown_ids=shown, labels=labels)
