@@ -1,0 +1,160 @@
+"""``flexbench data prepare``: raw files -> instances + need labels in the prepared layout.
+
+:func:`prepare` loads a dataset's official files (or the bundled synthetic
+sample), builds instances as SPEC section 2 says, embeds the item texts with
+the frozen encoder (cached), computes the labels of every need of the dataset
+and writes everything with :func:`flexbench.prepared.write_prepared` (which
+records the data fingerprint). :func:`prepare_sample` is what
+:func:`flexbench.catalog.open_dataset` calls on a fresh clone.
+
+KuaiRec variants: ``sparse`` (default) stores the 10% sparse view as the
+observable interactions; ``dense`` (``kuairec-dense``) stores the whole dense
+small matrix there, for dense training-time labels (paper Table 9). Instances
+(histories from the sparse view) and labels are identical in both.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from flexbench.datasets import sources
+from flexbench.datasets.search import build_search, query_table
+from flexbench.datasets.sequential import BuildConfig, build_sequential
+from flexbench.embeddings import DEFAULT_ENCODER, embed_texts
+from flexbench.errors import FlexBenchError
+from flexbench.instances import rng_for
+from flexbench.paths import cache_dir as default_cache_dir
+from flexbench.prepared import PreparedDataset, labels_frame, write_prepared
+from needs.base import DATASET_NEEDS
+
+DATASETS = ("kuairec", "ml-1m", "esci")
+SAMPLE_NAMES = {"kuairec": ("kuairec", "sparse"), "kuairec-dense": ("kuairec", "dense"),
+                "ml-1m": ("ml-1m", "sparse"), "esci": ("esci", "sparse")}
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Settings of one prepare run (CLI flags map onto these fields)."""
+
+    dataset: str
+    variant: str = "sparse"
+    encoder: str = DEFAULT_ENCODER
+    n_train: int = 5000
+    n_valid: int = 1000
+    n_test: int = 1000
+    k: int = 30
+    history_len: int = 10
+    min_history: int = 3
+    sparsity: float = 0.1
+    seed: int = 0
+    build: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise FlexBenchError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        if self.variant not in ("sparse", "dense"):
+            raise FlexBenchError(f"variant must be 'sparse' or 'dense', got {self.variant!r}")
+        if self.variant == "dense" and self.dataset != "kuairec":
+            raise FlexBenchError("the dense variant exists for kuairec only")
+        if min(self.n_train, self.n_valid, self.n_test) < 0 or self.k < 2:
+            raise FlexBenchError("instance counts must be >= 0 and k >= 2")
+        if not 0 < self.sparsity <= 1:
+            raise FlexBenchError(f"--sparsity must lie in (0, 1], got {self.sparsity}")
+
+    @property
+    def name(self) -> str:
+        """Prepared directory name: ``kuairec-dense`` for the dense variant, else the dataset."""
+        return "kuairec-dense" if self.variant == "dense" else self.dataset
+
+    def build_config(self) -> BuildConfig:
+        """The instance-construction part of this config."""
+        return BuildConfig(n_train=self.n_train, n_valid=self.n_valid, n_test=self.n_test, k=self.k,
+                           history_len=self.history_len, min_history=self.min_history, seed=self.seed,
+                           **self.build)
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds per phase of a prepare run."""
+
+    load: float = 0.0
+    embed: float = 0.0
+    build: float = 0.0
+    write: float = 0.0
+
+
+def bundled_sample_dir(dataset: str) -> Path:
+    """``data/sample/<dataset>`` of the source tree, or a freshly generated copy in the cache."""
+    bundled = Path(__file__).resolve().parents[2] / "data" / "sample" / dataset
+    if bundled.is_dir() and any(bundled.iterdir()):
+        return bundled
+    from flexbench.datasets.synthetic import writer
+
+    target = default_cache_dir() / "samples" / dataset
+    if not target.is_dir():
+        writer(dataset)(target, "small", 0)
+    return target
+
+
+def prepare(cfg: PrepareConfig, raw_dir: Path | None, out_root: Path, *, cache: Path | None = None,
+            console: Console | None = None, timings: Timings | None = None) -> PreparedDataset:
+    """Prepare ``cfg.dataset`` from ``raw_dir`` (bundled sample when ``None``) into ``out_root/<name>``."""
+    console = console or Console(stderr=True)
+    timings = timings if timings is not None else Timings()
+    source_dir = Path(raw_dir) if raw_dir is not None else bundled_sample_dir(cfg.dataset)
+    emb_cache = Path(cache) if cache is not None else default_cache_dir() / "embeddings"
+    t0 = time.perf_counter()
+    with console.status(f"loading {cfg.dataset} from {source_dir}"):
+        loaded = sources.load(cfg.dataset, source_dir, cfg.sparsity, cfg.seed)
+    timings.load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    item_emb = embed_texts(list(loaded.items["text"]), cfg.encoder, cache=emb_cache, description="item texts")
+    timings.embed = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with console.status(f"building {cfg.dataset} instances and labels"):
+        if cfg.dataset == "esci":
+            instances, labels, interactions, extra = _build_esci(loaded, item_emb, cfg, emb_cache, timings)
+        else:
+            instances, labels = build_sequential(loaded.source, item_emb, cfg.build_config())
+            interactions = sources.interactions(loaded, cfg.variant, cfg.seed)
+            extra = {}
+    timings.build = time.perf_counter() - t0 - timings.embed * (cfg.dataset == "esci")
+    t0 = time.perf_counter()
+    config = {**asdict(cfg), "source": str(source_dir), "sample": raw_dir is None, **extra}
+    out = write_prepared(Path(out_root) / cfg.name, dataset=cfg.dataset, variant=cfg.variant,
+                         needs=DATASET_NEEDS[cfg.dataset], instances=instances, items=loaded.items,
+                         labels=labels_frame(labels), interactions=interactions, embeddings=item_emb,
+                         config=config)
+    timings.write = time.perf_counter() - t0
+    return out
+
+
+def _build_esci(loaded: sources.Loaded, item_emb: np.ndarray, cfg: PrepareConfig, emb_cache: Path,
+                timings: Timings) -> tuple[pd.DataFrame, list, pd.DataFrame, dict]:
+    queries = query_table(loaded.joined, cfg.seed)
+    rng = rng_for(cfg.seed, 22)
+    keep = []
+    for split, n in (("train", cfg.n_train), ("valid", cfg.n_valid), ("test", cfg.n_test)):
+        pool = np.flatnonzero(queries["split"].to_numpy() == split)
+        keep.append(np.sort(rng.choice(pool, min(n, len(pool)), replace=False)))
+    queries = queries.iloc[np.concatenate(keep)].reset_index(drop=True)
+    t0 = time.perf_counter()
+    query_emb = embed_texts(list(queries["query"]), cfg.encoder, cache=emb_cache, description="queries")
+    timings.embed += time.perf_counter() - t0
+    frame, labels, interactions = build_search(loaded.joined, queries, query_emb, loaded.items, item_emb, cfg.k)
+    return frame, labels, interactions, {"valid_from_official_train": 0.1}
+
+
+def prepare_sample(name: str, out_root: Path, *, encoder: str = DEFAULT_ENCODER,
+                   cache: Path | None = None) -> PreparedDataset:
+    """Prepare the bundled sample of ``name`` (``kuairec``, ``kuairec-dense``, ``ml-1m``, ``esci``)."""
+    if name not in SAMPLE_NAMES:
+        raise FlexBenchError(f"no bundled sample for {name!r}; choose one of {', '.join(SAMPLE_NAMES)}")
+    dataset, variant = SAMPLE_NAMES[name]
+    return prepare(PrepareConfig(dataset, variant=variant, encoder=encoder), None, Path(out_root), cache=cache)

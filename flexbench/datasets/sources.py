@@ -1,0 +1,124 @@
+"""Raw files -> the inputs of instance construction, per dataset (vectorised, explicit dtypes).
+
+* KuaiRec: catalogue = small-matrix videos; labels = dense small-matrix
+  watch ratios; observable log = a seeded 10% per-user sample of the
+  small-matrix rows that have a timestamp (rows with empty time fields cannot
+  be placed in a history; they still count as labels); traffic for the trend
+  need = every big-matrix interaction with a catalogue video.
+* ML-1M: catalogue = ``movies.dat``; log and labels = all ratings, each user's
+  ratings in time order (file order among equal timestamps); traffic = all ratings.
+* ESCI: the joined reduced US set; catalogue = its judged products.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flexbench.datasets import esci, kuairec, movielens
+from flexbench.datasets.sequential import SequentialSource, topic_matrix
+from flexbench.instances import sparsify, split_users
+from needs.trend import TrafficIndex
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded dataset: the catalogue and either a sequential source or the joined ESCI table."""
+
+    items: pd.DataFrame
+    source: SequentialSource | None = None
+    joined: pd.DataFrame | None = None
+    dense: pd.DataFrame | None = None
+
+
+def load(dataset: str, root: Path, sparsity: float, seed: int) -> Loaded:
+    """Load ``dataset`` from ``root``."""
+    if dataset == "kuairec":
+        return load_kuairec_source(root, sparsity, seed)
+    if dataset == "ml-1m":
+        return load_movielens_source(root)
+    joined = esci.load_esci(root)
+    products = joined.drop_duplicates("product_id").sort_values("product_id", kind="stable")
+    items = pd.DataFrame({"item_id": products["product_id"].astype(str).to_numpy(),
+                          "text": [esci.item_text(r) for _, r in products.iterrows()],
+                          "topics": [[] for _ in range(len(products))]})
+    return Loaded(items=items, joined=joined)
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, codes = np.unique(values, return_inverse=True)
+    return uniq, codes.astype(np.int64)
+
+
+def load_kuairec_source(root: Path, sparsity: float, seed: int) -> Loaded:
+    """KuaiRec with the sparse view drawn by :func:`flexbench.instances.sparsify`."""
+    folder = kuairec.data_dir(root)
+    small = kuairec.load_matrix(folder / "small_matrix.csv", ["user_id", "video_id", "timestamp", "watch_ratio"])
+    big = kuairec.load_matrix(folder / "big_matrix.csv", ["video_id", "timestamp"])
+    cap_path = folder / "kuairec_caption_category.csv"
+    raw = kuairec.KuaiRecRaw(small=small, big=None,
+                             categories=kuairec.load_item_categories(folder / "item_categories.csv"),
+                             captions=kuairec.load_captions(cap_path) if cap_path.exists() else None)
+    user_ids, ucode = _codes(small["user_id"].to_numpy())
+    videos, icode = _codes(small["video_id"].to_numpy())
+    wr = small["watch_ratio"].to_numpy(dtype=np.float64)
+    dense = np.full((len(user_ids), len(videos)), np.nan, dtype=np.float32)
+    dense[ucode, icode] = wr
+    ts = small["timestamp"].to_numpy(dtype=np.float64)
+    timed = np.flatnonzero(np.isfinite(ts))
+    keep = timed[sparsify(ucode[timed], sparsity, seed)]
+    keep = keep[np.lexsort((keep, ts[keep], ucode[keep]))]
+    log = pd.DataFrame({"user": ucode[keep], "item": icode[keep], "value": wr[keep],
+                        "timestamp": np.floor(ts[keep]).astype(np.int64)})
+    lookup = np.full(int(max(videos.max(), big["video_id"].max())) + 1, -1, dtype=np.int64)
+    lookup[videos] = np.arange(len(videos))
+    big_item = lookup[big["video_id"].to_numpy()]
+    big_ts = big["timestamp"].to_numpy(dtype=np.float64)
+    ok = (big_item >= 0) & np.isfinite(big_ts)
+    items = kuairec.item_table(raw, videos)
+    source = SequentialSource("kuairec", user_ids, items, log, dense, "watch_ratio",
+                              topic_matrix(list(items["topics"])),
+                              TrafficIndex(big_item[ok], np.floor(big_ts[ok]).astype(np.int64)), "retrieve")
+    dense_rows = pd.DataFrame({"user": ucode, "item": icode, "value": wr,
+                               "timestamp": pd.array(np.where(np.isfinite(ts), np.floor(np.nan_to_num(ts)), np.nan),
+                                                     dtype="Float64").astype("Int64")})
+    return Loaded(items=items, source=source, dense=dense_rows)
+
+
+def load_movielens_source(root: Path) -> Loaded:
+    """ML-1M ratings as log, labels and traffic."""
+    raw = movielens.load_movielens(root, users=False)
+    items = movielens.item_table(raw.movies)
+    r = raw.ratings
+    user_ids, ucode = _codes(r["user_id"].to_numpy())
+    lookup = np.full(int(raw.movies["movie_id"].max()) + 1, -1, dtype=np.int64)
+    lookup[raw.movies["movie_id"].to_numpy()] = np.arange(len(raw.movies))
+    icode = lookup[r["movie_id"].to_numpy()]
+    ts = r["timestamp"].to_numpy()
+    order = np.lexsort((np.arange(len(r)), ts, ucode))
+    log = pd.DataFrame({"user": ucode[order], "item": icode[order],
+                        "value": r["rating"].to_numpy(dtype=np.float64)[order], "timestamp": ts[order]})
+    labels = np.full((len(user_ids), len(items)), np.nan, dtype=np.float32)
+    labels[ucode, icode] = r["rating"].to_numpy(dtype=np.float32)
+    source = SequentialSource("ml-1m", user_ids, items, log, labels, "rating",
+                              topic_matrix(list(items["topics"])), TrafficIndex(icode, ts), "future-rated")
+    return Loaded(items=items, source=source)
+
+
+def interactions(loaded: Loaded, variant: str, seed: int) -> pd.DataFrame:
+    """The observable view of every user with the user's split (``interactions.parquet``)."""
+    src = loaded.source
+    assert src is not None
+    rows = loaded.dense if variant == "dense" else src.log
+    split = split_users(np.arange(len(src.user_ids)), seed)
+    users = rows["user"].to_numpy()
+    return pd.DataFrame({
+        "user_id": src.user_ids[users].astype(str),
+        "item_id": src.items["item_id"].to_numpy()[rows["item"].to_numpy()],
+        "value": rows["value"].to_numpy(dtype=np.float64),
+        "timestamp": pd.array(rows["timestamp"], dtype="Int64"),
+        "split": split[users].astype(str),
+    })

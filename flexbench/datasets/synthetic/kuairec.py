@@ -1,0 +1,183 @@
+"""Synthetic KuaiRec 2.0 in the official layout (``KuaiRec 2.0/data/*.csv``), quirks included.
+
+``small``: 100 users x 160 videos dense small matrix (sequences from the
+Markov world of :mod:`.world`, 12 topics), big matrix of 300 users x 400
+videos (8,000 rows of platform traffic with daily bursts, small-matrix cells
+excluded as in the official release), 14 days from 2020-07-05.
+``full``: the official sizes (small matrix 1,411 x 3,327 with 4,676,570 rows;
+big matrix 7,176 x 10,728 with 12,530,806 rows; 62 days), drawn vectorised
+(random orders instead of the Markov walk) for loading benchmarks.
+
+Quirks reproduced: empty ``time, date, timestamp`` in ~0.5% of small-matrix
+rows, ``date`` written as float there, ``feat`` lists like ``"[27, 9]"``,
+unquoted ``[a,b]`` topic tags, bare carriage returns in captions, ``-124`` /
+``UNKNOWN`` for missing categories, integer user features written as floats
+where values are missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from flexbench.datasets.synthetic._csv import write_matrix, write_rows
+from flexbench.datasets.synthetic.world import World, WorldConfig, event_times, make_world, user_sequence
+from flexbench.datasets.kuairec import CAPTION_COLUMNS, USER_SCHEMA
+
+START = 1_593_878_400  # 2020-07-05 00:00 Beijing time
+TOPICS = ("Food", "Pets", "Comedy", "Music", "Sports", "Travel", "Gaming", "Fashion", "Beauty", "Cars",
+          "Science", "Dance", "Movies", "Parenting", "Fitness", "Crafts", "News", "Education", "Farming",
+          "Fishing", "Anime", "Photography", "Tech", "Home", "Health", "Finance", "History", "Nature",
+          "Art", "Vlog", "Military")
+WORDS = {"Food": "noodles dumplings hotpot recipe street-food baking", "Pets": "cat puppy kitten dog parrot hamster",
+         "Comedy": "prank sketch joke funny skit parody", "Music": "guitar cover song piano singing drums",
+         "Sports": "basketball football badminton goal dunk match", "Travel": "mountain beach city road-trip hotel",
+         "Gaming": "esports mobile-game speedrun boss level match", "Fashion": "outfit street-style dress shoes",
+         "Beauty": "makeup skincare lipstick tutorial hairstyle", "Cars": "sports-car engine drift review SUV",
+         "Science": "experiment physics chemistry space rocket", "Dance": "choreography hip-hop dance-cover ballet"}
+
+
+@dataclass(frozen=True)
+class KuaiRecScale:
+    """Sizes of a synthetic KuaiRec."""
+
+    small_users: int
+    small_items: int
+    big_users: int
+    big_items: int
+    big_rows: int
+    small_rows: int
+    topics: int
+    days: int
+    markov: bool
+
+
+SCALES = {
+    "small": KuaiRecScale(100, 160, 300, 400, 8_000, 15_940, 12, 14, True),
+    "full": KuaiRecScale(1_411, 3_327, 7_176, 10_728, 12_530_806, 4_676_570, 31, 62, False),
+}
+
+
+def write_kuairec(out: Path, scale: str = "small", seed: int = 0) -> Path:
+    """Write ``<out>/KuaiRec 2.0/data/`` and return that folder."""
+    sc = SCALES[scale]
+    folder = Path(out) / "KuaiRec 2.0" / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    world = make_world(WorldConfig(sc.big_users, sc.big_items, sc.topics, seed=seed))
+    rng = np.random.default_rng([seed, 1])
+    small_items = np.sort(rng.choice(sc.big_items, sc.small_items, replace=False, p=_mix(world.popularity)))
+    small_users = np.sort(rng.choice(sc.big_users, sc.small_users, replace=False))
+    duration = np.rint(np.exp(rng.normal(9.9, 0.6, sc.big_items))).astype(np.int64) + 3000
+    _small_matrix(folder, world, sc, small_users, small_items, duration, rng)
+    _big_matrix(folder, world, sc, small_users, small_items, duration, rng)
+    _categories(folder, world)
+    _captions(folder, world, rng)
+    _user_features(folder, sc.big_users, rng)
+    return folder
+
+
+def _mix(p: np.ndarray) -> np.ndarray:
+    q = 0.5 * p + 0.5 / len(p)
+    return q / q.sum()
+
+
+def _watch_ratio(z: np.ndarray) -> np.ndarray:
+    return np.exp(0.55 * z - 0.45)
+
+
+def _small_matrix(folder: Path, world: World, sc: KuaiRecScale, users: np.ndarray, items: np.ndarray,
+                  duration: np.ndarray, rng: np.random.Generator) -> None:
+    n_u, n_i = len(users), len(items)
+    if sc.markov:
+        seqs = [user_sequence(world, int(u), n_i, rng, items) for u in users]
+        video = np.concatenate([s[0] for s in seqs])
+        in_state = np.concatenate([s[1] for s in seqs])
+        times = np.concatenate([event_times(n_i, rng, START, sc.days, session_gap=25.0) for _ in users])
+    else:
+        order = np.argsort(rng.random((n_u, n_i)), axis=1)
+        video = items[order].ravel()
+        in_state = rng.random(n_u * n_i) < 0.5
+        times = np.sort(START + rng.random((n_u, n_i)) * sc.days * 86_400, axis=1).ravel()
+    user = np.repeat(users, n_i)
+    keep = np.ones(n_u * n_i, dtype=bool)
+    keep[rng.choice(n_u * n_i, n_u * n_i - sc.small_rows, replace=False)] = False
+    z = world.engagement(user, video, in_state, rng)
+    ts_ms = np.rint(times * 1000).astype(np.int64)
+    missing = rng.random(n_u * n_i) < 0.005
+    write_matrix(folder / "small_matrix.csv", user[keep], video[keep], duration[video[keep]],
+                 _watch_ratio(z[keep]), ts_ms[keep], missing[keep], float_date=True)
+
+
+def _big_matrix(folder: Path, world: World, sc: KuaiRecScale, small_users: np.ndarray, small_items: np.ndarray,
+                duration: np.ndarray, rng: np.random.Generator) -> None:
+    """Platform traffic: per day, items drawn by popularity x a burst around each item's peak day."""
+    peak = rng.integers(0, sc.days, sc.big_items)
+    activity = rng.gamma(1.5, 1.0, sc.big_users)
+    per_day = rng.multinomial(sc.big_rows, np.full(sc.days, 1.0 / sc.days))
+    is_small_user = np.zeros(sc.big_users, bool)
+    is_small_user[small_users] = True
+    other_items = np.setdiff1d(np.arange(sc.big_items), small_items)
+    boost = np.ones(sc.big_items)
+    boost[small_items] = 3.0  # small-matrix videos are popular ones: candidates need traffic
+    parts = []
+    for d, n in enumerate(per_day):
+        weight = world.popularity * boost * (1 + 6 * np.exp(-np.abs(d - peak) / 1.5))
+        user = rng.choice(sc.big_users, n, p=activity / activity.sum())
+        item = rng.choice(sc.big_items, n, p=weight / weight.sum())
+        clash = is_small_user[user] & np.isin(item, small_items)
+        item[clash] = rng.choice(other_items, int(clash.sum()))
+        t = START + d * 86_400 + np.clip(rng.normal(19.5, 4.0, n), 0, 23.99) * 3600
+        parts.append((user, item, t))
+    user, item, t = (np.concatenate(x) for x in zip(*parts, strict=True))
+    order = np.lexsort((t, user))
+    user, item, t = user[order], item[order], t[order]
+    z = world.engagement(user, item, rng.random(len(user)) < 0.5, rng)
+    write_matrix(folder / "big_matrix.csv", user, item, duration[item], _watch_ratio(z),
+                 np.rint(t * 1000).astype(np.int64), None, float_date=False)
+
+
+def _categories(folder: Path, world: World) -> None:
+    rows = []
+    for v in range(len(world.topic)):
+        tags = [int(world.topic[v])] + ([int(world.second_topic[v])] if world.second_topic[v] >= 0 else [])
+        rows.append((v, "[" + ", ".join(map(str, tags)) + "]"))
+    write_rows(folder / "item_categories.csv", ("video_id", "feat"), rows)
+
+
+def _captions(folder: Path, world: World, rng: np.random.Generator) -> None:
+    rows = []
+    for v in range(len(world.topic)):
+        name = TOPICS[world.topic[v]]
+        words = WORDS.get(name, f"{name.lower()} daily highlights clip").split()
+        picked = rng.choice(words, 2, replace=False)
+        caption = f"{name} {picked[0]} {picked[1]} #{v % 97}"
+        if v % 37 == 5:
+            caption = caption.replace(" ", "\r", 1)      # bare carriage return, as in the official file
+        if v % 53 == 7:
+            caption = f"{caption}, 好看 \"wow\""           # comma, quotes and CJK: quoted field
+        cover = "UNKNOWN" if v % 3 else f"{name} of the day"
+        tags = "[]" if v % 4 == 0 else f"[{picked[0]},{name.lower()}]"
+        second = f"{name} {picked[1]}"
+        third_id, third = (-124, "UNKNOWN") if v % 2 else (1000 + v % 50, f"{picked[1]} clips")
+        first_id, first = (-124, "UNKNOWN") if v % 41 == 0 else (int(world.topic[v]), name)
+        rows.append((v, cover, caption, tags, first_id, first, 100 + int(world.topic[v]), second, third_id, third))
+    write_rows(folder / "kuairec_caption_category.csv", CAPTION_COLUMNS, rows)
+
+
+def _user_features(folder: Path, n_users: int, rng: np.random.Generator) -> None:
+    degrees = np.array(["high_active", "full_active", "middle_active", "UNKNOWN"])
+    ranges = np.array(["0", "(0,10]", "(10,50]", "(50,100]", "(100,150]", "500+"])
+    rows = []
+    for u in range(n_users):
+        onehot = [rng.integers(0, 8) for _ in range(18)]
+        missing = rng.random(18) < 0.05
+        onehot_txt = ["" if m else (f"{float(v)}" if i in (4, 5, 6, 7) else str(v))
+                      for i, (v, m) in enumerate(zip(onehot, missing, strict=True))]
+        follow, fans, friends = rng.integers(0, 300), rng.integers(0, 60), rng.integers(0, 20)
+        rows.append((u, rng.choice(degrees), int(rng.random() < 0.1), int(rng.random() < 0.02),
+                     int(rng.random() < 0.2), follow, rng.choice(ranges), fans, rng.choice(ranges), friends,
+                     rng.choice(ranges), rng.integers(8, 2000), rng.choice(["8-14", "15-30", "31-60", "730+"]),
+                     *onehot_txt))
+    write_rows(folder / "user_features.csv", tuple(USER_SCHEMA), rows)
