@@ -104,9 +104,9 @@ def _model_note(row: Row, run: RunResult | None, status: CellStatus) -> str | No
     if row.paper_model is None:
         return ""
     model = run.provenance.get("model")
-    if not model or normalise_model(str(model)) == normalise_model(row.paper_model):
-        return ""
-    return str(model)
+    if not model:
+        return "model not recorded"  # never presumed to be the paper's
+    return "" if normalise_model(str(model)) == normalise_model(row.paper_model) else str(model)
 
 
 class _Resolver:

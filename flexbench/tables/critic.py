@@ -1,7 +1,11 @@
 """Critic quality reports (paper Appendix G): ``<checkpoints>/critic/<dataset>/report.json``.
 
-The critic trainer writes ``{"mse", "mae", "pearson_mean", "pearson_var", ...}``;
-the tables read the four metrics and any provenance fields stored beside them.
+``flexbench train critic`` writes ``{"settings": {"fingerprint", "config", ...},
+"complete", "best_epoch", "n_examples", "valid": {...}, "test": {"mse", "mae",
+"pearson_mean", "pearson_var", "n"}}``; the table shows the held-out ``test``
+metrics (the paper's 8:1:1 split). A report with the four metrics at the top
+level (the documented minimal format) is read as well. A report of a run that
+has not finished (``"complete": false``) is shown as incomplete, not as numbers.
 """
 
 from __future__ import annotations
@@ -13,19 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from flexbench.errors import FlexBenchError
+from flexbench.tables.cells import Cell, CellStatus
 from flexbench.tables.layout import CriticLayout
-
-PROVENANCE_KEYS = ("code_version", "data_fingerprint", "seed", "hardware", "epochs", "best_epoch")
+from flexbench.tables.paper import PaperNumbers
 
 
 @dataclass(frozen=True, slots=True)
 class CriticReport:
-    """One dataset's critic report, or its absence (``metrics`` empty, ``path`` None)."""
+    """One dataset's critic report; ``path`` None when absent (relative to the checkpoints root)."""
 
     dataset: str
     metrics: Mapping[str, float]
-    path: str | None  # relative to the checkpoints root
+    path: str | None
     provenance: Mapping[str, Any]
+    complete: bool = True
 
 
 def report_path(checkpoints: Path, dataset: str) -> Path:
@@ -33,20 +38,47 @@ def report_path(checkpoints: Path, dataset: str) -> Path:
     return Path(checkpoints) / "critic" / dataset / "report.json"
 
 
+def _provenance(data: Mapping[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
+    settings = data.get("settings") or {}
+    config = settings.get("config") or {}
+    prov = {"data": settings.get("fingerprint") or data.get("data_fingerprint"),
+            "seed": config.get("seed", data.get("seed")), "best epoch": data.get("best_epoch"),
+            "n": source.get("n")}
+    return {k: v for k, v in prov.items() if v is not None}
+
+
+def read_report(path: Path, layout: CriticLayout, dataset: str, root: Path) -> CriticReport:
+    """Parse one report file (see the module docstring)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise FlexBenchError(f"critic report {path} is not valid JSON ({err}); retrain with "
+                             f"`flexbench train critic --dataset {dataset}`") from None
+    source = data["test"] if isinstance(data.get("test"), dict) else data
+    complete = bool(data.get("complete", True)) and (source is not data or "mse" in data)
+    metrics = {m: float(source[m]) for m in layout.metrics
+               if complete and isinstance(source.get(m), (int, float))}
+    return CriticReport(dataset, metrics, path.relative_to(root).as_posix(), _provenance(data, source), complete)
+
+
 def load_critic_reports(checkpoints: Path, layout: CriticLayout) -> tuple[CriticReport, ...]:
-    """The report of every dataset of ``layout`` (absent ones with empty metrics)."""
+    """The report of every dataset of ``layout`` (absent ones with empty metrics and no path)."""
     out = []
     for dataset in layout.datasets:
         path = report_path(checkpoints, dataset)
-        if not path.is_file():
-            out.append(CriticReport(dataset, {}, None, {}))
-            continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise FlexBenchError(f"critic report {path} is not valid JSON ({err}); retrain with "
-                                 f"`flexbench train critic --dataset {dataset}`") from None
-        metrics = {m: float(data[m]) for m in layout.metrics if isinstance(data.get(m), (int, float))}
-        prov = {k: data[k] for k in PROVENANCE_KEYS if k in data}
-        out.append(CriticReport(dataset, metrics, path.relative_to(checkpoints).as_posix(), prov))
+        out.append(read_report(path, layout, dataset, Path(checkpoints)) if path.is_file()
+                   else CriticReport(dataset, {}, None, {}))
     return tuple(out)
+
+
+def critic_cells(reports: tuple[CriticReport, ...], layout: CriticLayout,
+                 paper: PaperNumbers) -> list[tuple[str, Cell]]:
+    """``(dataset, cell)`` for every column of the critic table, in display order."""
+    out = []
+    for rep in reports:
+        for metric in layout.metrics:
+            status = (CellStatus.OK if metric in rep.metrics else
+                      CellStatus.INCOMPLETE if rep.path is not None and not rep.complete else CellStatus.MISSING)
+            out.append((rep.dataset, Cell(metric, rep.metrics.get(metric),
+                                          paper.get("critic", rep.dataset, "", "critic", metric), status)))
+    return out

@@ -3,8 +3,8 @@
 A training run writes ``<checkpoints>/<...>/run.json`` (``{"method", "dataset",
 "needs", "label"}``) and ``metrics.jsonl`` beside it, one JSON per line with at
 least ``{"step", "split", "ndcg@5", "ndcg@10", "reward_mean"}``. A curve is drawn
-from the ``split == "valid"`` lines of the single-need run whose ``label`` and
-need match; when several runs match, the one with most points (then the first
+from the ``split == "valid"`` lines (of that need, where lines name one) of the
+single-need run whose ``label`` and need match; when several runs match, the one with most points (then the first
 path) is drawn. A curve with no log is listed as missing, never invented.
 PNGs are written without a timestamp or version tag, so re-plotting the same
 logs gives identical files.
@@ -55,14 +55,16 @@ def _read_log(run_json: Path, root: Path) -> TrainingLog | None:
     except json.JSONDecodeError as err:
         raise FlexBenchError(f"unreadable training log under {run_json.parent} ({err}); "
                              "delete or repair it") from None
-    points = sorted((p for p in points if p.get("split") == "valid"), key=lambda p: int(p["step"]))
+    needs = meta.get("needs", ())
+    needs = (needs,) if isinstance(needs, str) else tuple(needs)
+    points = sorted((p for p in points if p.get("split") == "valid" and p.get("need", needs[0] if needs else None)
+                     in needs[:1]), key=lambda p: int(p["step"]))  # single-need logs: that need's lines
     if not points:
         return None
-    needs = meta.get("needs", ())
     metrics = sorted({k for p in points for k in p if k in METRIC_TITLES})
     return TrainingLog(
         label=str(meta.get("label") or meta.get("method")), dataset=str(meta.get("dataset")),
-        needs=(needs,) if isinstance(needs, str) else tuple(needs),
+        needs=needs,
         source=run_json.parent.relative_to(root).as_posix(), steps=tuple(int(p["step"]) for p in points),
         values={m: tuple(float(p.get(m, float("nan"))) for p in points) for m in metrics})
 

@@ -17,10 +17,10 @@ from itertools import groupby
 from pathlib import Path
 
 from flexbench.tables.cells import Cell, CellStatus, ResolvedTable
-from flexbench.tables.critic import CriticReport
+from flexbench.tables.critic import CriticReport, critic_cells
 from flexbench.tables.figures import FigureResult
 from flexbench.tables.layout import DATASET_TITLES, GAIN_ROW, METRIC_TITLES, CriticLayout
-from flexbench.tables.markdown import LEGEND, STATUS_TEXT, fmt_value, model_text
+from flexbench.tables.markdown import LEGEND, STATUS_TEXT, critic_provenance, fmt_value, model_text
 from flexbench.tables.paper import PaperNumbers
 from flexbench.tables.provenance import provenance_line
 from flexbench.tables.store import ResultSource
@@ -106,17 +106,14 @@ def leaderboard_html(runs: Sequence[RunResult]) -> str:
 
 
 def critic_html(reports: Sequence[CriticReport], layout: CriticLayout, paper: PaperNumbers) -> str:
-    """The critic quality table."""
+    """The critic quality table (same cells as its Markdown)."""
     head = "".join(f"<th>{escape(DATASET_TITLES.get(r.dataset, r.dataset))} {escape(t)}</th>"
                    for r in reports for t in layout.titles)
-    cells = "".join(
-        _paper_cell(Cell(m, r.metrics.get(m), paper.get("critic", r.dataset, "", "critic", m),
-                         CellStatus.OK if m in r.metrics else CellStatus.MISSING), f"critic|{r.dataset}||critic|{m}")
-        for r in reports for m in layout.metrics)
-    sources = "; ".join(f"{r.dataset}: {r.path or 'no report'}" for r in reports)
+    cells = "".join(_paper_cell(cell, f"critic|{dataset}||critic|{cell.metric}")
+                    for dataset, cell in critic_cells(tuple(reports), layout, paper))
     return (f'<h3 id="table-critic">Critic quality (paper Appendix G)</h3><table id="paper-critic">'
             f"<thead><tr><th>Method</th>{head}</tr></thead><tbody><tr><td>Critic</td>{cells}</tr></tbody>"
-            f'</table><p class="prov">Provenance: {escape(sources)}.</p>')
+            f'</table><p class="prov">{escape(critic_provenance(reports))}</p>')
 
 
 def figures_html(figures: Sequence[FigureResult]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flexbench.tables.cells import Cell, CellStatus, ResolvedRow, ResolvedTable
-from flexbench.tables.critic import CriticReport
+from flexbench.tables.critic import CriticReport, critic_cells
 from flexbench.tables.layout import DATASET_TITLES, METRIC_TITLES, CriticLayout
 from flexbench.tables.paper import PaperNumbers
 from flexbench.tables.provenance import provenance_line
@@ -89,24 +89,27 @@ def render_critic(reports: Sequence[CriticReport], layout: CriticLayout, paper: 
     """The critic quality table (paper Appendix G) with the paper's numbers in parentheses."""
     header = ["Method"] + [f"{DATASET_TITLES.get(r.dataset, r.dataset)} {t}"
                            for r in reports for t in layout.titles]
-    cells = []
-    for rep in reports:
-        for metric in layout.metrics:
-            ours = fmt_value(rep.metrics.get(metric))
-            cells.append(f"{ours} ({fmt_value(paper.get('critic', rep.dataset, '', 'critic', metric))})")
-    prov = []
-    for rep in reports:
-        if rep.path is None:
-            prov.append(f"{rep.dataset}: no report")
-        else:
-            extra = ", ".join(f"{k} {v}" for k, v in rep.provenance.items())
-            prov.append(f"{rep.dataset}: {rep.path}" + (f" ({extra})" if extra else ""))
+    cells = [cell_text(cell) for _, cell in critic_cells(tuple(reports), layout, paper)]
     return "\n".join([
         "## Critic quality (paper Appendix G)", "",
         ("Mean-head MSE and MAE, Pearson correlation of the predicted mean with the target and of the "
-        "predicted variance with the squared error, on the held-out split of the observed interactions."),
+         "predicted variance with the squared error, on the held-out test split (8:1:1) of the observed "
+         "interactions."),
         "", CRITIC_LEGEND, "", _line(header), _line(["---"] * len(header)), _line(["Critic", *cells]), "",
-        "Provenance: " + "; ".join(prov) + ".", ""])
+        critic_provenance(reports), ""])
+
+
+def critic_provenance(reports: Sequence[CriticReport]) -> str:
+    """``Provenance: kuairec: critic/kuairec/report.json (data ..., seed 0); ml-1m: no report.``"""
+    parts = []
+    for rep in reports:
+        if rep.path is None:
+            parts.append(f"{rep.dataset}: no report")
+            continue
+        extra = ", ".join(f"{k} {v}" for k, v in rep.provenance.items())
+        state = "" if rep.complete else ", incomplete"
+        parts.append(f"{rep.dataset}: {rep.path}" + (f" ({extra}{state})" if extra or state else ""))
+    return "Provenance: " + "; ".join(parts) + "."
 
 
 def render_figure_index(figures: Sequence) -> str:

@@ -24,6 +24,13 @@ def _code(value: Any) -> str:
     return _text(value) if value not in (None, "") else ""
 
 
+def _hardware(value: Any) -> str:
+    if isinstance(value, dict) and "cpu" in value:
+        gpu = value.get("gpu")
+        return f"{value['cpu']} ({value.get('cpu_count', '?')} CPUs), {gpu or 'no GPU'}"
+    return _text(value) if value not in (None, "") else ""
+
+
 def _distinct(values: Iterable[Any]) -> str:
     seen = sorted({_text(v) for v in values if v not in (None, "")})
     return ", ".join(seen) if seen else "not recorded"
@@ -56,11 +63,11 @@ def provenance_fields(runs: Iterable[RunResult]) -> Mapping[str, str]:
     return {
         "runs": str(len(runs)),
         "code": _distinct(_code(p.get("code_version")) for p in prov),
-        "data": _per_dataset(runs, lambda r: r.provenance.get("data_fingerprint")),
+        "data": _per_dataset(runs, lambda r: str(r.provenance.get("data_fingerprint") or "")[:12]),
         "instances": _per_dataset(runs, lambda r: r.n_instances),
         "models": _distinct(p.get("model") for p in prov),
         "seeds": _distinct(p.get("seed") for p in prov),
-        "hardware": _distinct(p.get("hardware") for p in prov),
+        "hardware": _distinct(_hardware(p.get("hardware")) for p in prov),
         "finished": _span(p.get("finished_at") for p in prov),
     }
 

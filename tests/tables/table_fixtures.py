@@ -67,14 +67,18 @@ def build_checkpoints(root: Path) -> Path:
     """A critic report for KuaiRec and validation logs for two Figure 3 curves."""
     critic = root / "critic" / "kuairec"
     critic.mkdir(parents=True)
-    (critic / "report.json").write_text(json.dumps(
-        {"mse": 0.41, "mae": 0.45, "pearson_mean": 0.29, "pearson_var": 0.12, "seed": 0}), encoding="utf-8")
+    (critic / "report.json").write_text(json.dumps(  # the layout `flexbench train critic` writes
+        {"settings": {"dataset": "kuairec", "fingerprint": "fp-kuairec", "config": {"seed": 0}},
+         "complete": True, "best_epoch": 17, "n_examples": {"train": 800, "valid": 100, "test": 100},
+         "valid": {"mse": 0.39, "mae": 0.44, "pearson_mean": 0.31, "pearson_var": 0.14, "n": 100},
+         "test": {"mse": 0.41, "mae": 0.45, "pearson_mean": 0.29, "pearson_var": 0.12, "n": 100}}),
+        encoding="utf-8")
     for label, slope in (("flexrec", 0.02), ("rec-r1", 0.005)):
         run = root / label / "kuairec" / "interest"
         run.mkdir(parents=True)
         (run / "run.json").write_text(json.dumps(
             {"method": label, "dataset": "kuairec", "needs": ["interest"], "label": label}), encoding="utf-8")
-        lines = [{"step": s, "split": "valid", "ndcg@5": 0.3 + slope * s, "ndcg@10": 0.35 + slope * s,
+        lines = [{"step": s, "split": "valid", "need": "interest", "ndcg@5": 0.3 + slope * s, "ndcg@10": 0.35 + slope * s,
                   "reward_mean": 0.1 * s} for s in range(0, 12, 2)]
         lines.append({"step": 3, "split": "train", "ndcg@5": 9.0, "ndcg@10": 9.0, "reward_mean": 0.0})
         (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")

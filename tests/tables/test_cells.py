@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from table_fixtures import add_run, scores
 
 from flexbench.results import ResultStore
 from flexbench.tables.cells import CellStatus, resolve_table
@@ -87,3 +88,9 @@ def test_paper_setting_filters_only_with_a_gpu(fixed_store: ResultStore) -> None
     small = PaperScaleStore(fixed_store, PaperSetting(test_instances=20))
     assert small.load_run(RunKey("flexrec", "kuairec", "interest")) is not None
     assert small.load_run(RunKey("rec-r1", "esci", "esci")) is None  # 7 instances
+
+
+def test_unrecorded_model_is_never_presumed_the_papers(fixed_store: ResultStore) -> None:
+    add_run(fixed_store, "gpt-4o", "ml-1m", "interest", scores(0.5, 0.1, 9), model=None)
+    row = _resolve(fixed_store, "1").row("gpt-4o")
+    assert model_text(row, ["KuaiRec", "MovieLens-1M"]) == "model not recorded"
