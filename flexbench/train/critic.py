@@ -44,7 +44,12 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class CriticConfig:
-    """Critic architecture and training settings (defaults: paper Appendix G)."""
+    """Critic architecture and training settings (defaults: paper Appendix G).
+
+    ``threads`` is torch's intra-op thread count while training (restored
+    afterwards): the critic's small matrix products gain little from threads and
+    slow down sharply when cores are shared, so 1 is the default.
+    """
 
     hidden: int = 256
     dropout: float = 0.05
@@ -56,17 +61,28 @@ class CriticConfig:
     history_len: int = 10
     user_stats: bool = True
     log_var_bounds: tuple[float, float] = (-12.0, 8.0)
+    threads: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
-        checks = {"hidden": self.hidden >= 1, "dropout": 0 <= self.dropout < 1, "beta": 0 <= self.beta <= 1,
-                  "epochs": self.epochs >= 1, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
-                  "weight_decay": self.weight_decay >= 0, "history_len": self.history_len >= 1,
-                  "log_var_bounds": self.log_var_bounds[0] < self.log_var_bounds[1]}
+        checks = {
+            "hidden": self.hidden >= 1,
+            "dropout": 0 <= self.dropout < 1,
+            "beta": 0 <= self.beta <= 1,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "history_len": self.history_len >= 1,
+            "threads": self.threads >= 1,
+            "log_var_bounds": self.log_var_bounds[0] < self.log_var_bounds[1],
+        }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
-            raise FlexBenchError(f"invalid critic option(s) {', '.join(bad)}: hidden, epochs, batch_size, "
-                                 f"history_len >= 1; 0 <= dropout < 1; 0 <= beta <= 1; lr > 0")
+            raise FlexBenchError(
+                f"invalid critic option(s) {', '.join(bad)}: hidden, epochs, batch_size, "
+                f"history_len, threads >= 1; 0 <= dropout < 1; 0 <= beta <= 1; lr > 0"
+            )
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], **overrides: Any) -> CriticConfig:
@@ -74,7 +90,9 @@ class CriticConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise FlexBenchError(f"unknown critic option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise FlexBenchError(
+                f"unknown critic option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         values = {**options, **overrides}
         if "log_var_bounds" in values:
             values["log_var_bounds"] = tuple(float(b) for b in values["log_var_bounds"])
@@ -95,8 +113,14 @@ class CriticReport:
 class Critic(nn.Module):
     """Two-tower critic over fixed item embeddings; see the module docstring."""
 
-    def __init__(self, item_ids: Sequence[str], item_embeddings: np.ndarray, config: CriticConfig,
-                 target_mean: float = 0.0, target_std: float = 1.0) -> None:
+    def __init__(
+        self,
+        item_ids: Sequence[str],
+        item_embeddings: np.ndarray,
+        config: CriticConfig,
+        target_mean: float = 0.0,
+        target_std: float = 1.0,
+    ) -> None:
         super().__init__()
         emb = torch.as_tensor(np.asarray(item_embeddings, dtype=np.float32))
         if emb.ndim != 2 or emb.shape[0] != len(item_ids):
@@ -109,11 +133,22 @@ class Critic(nn.Module):
         self.register_buffer("y_std", torch.tensor(float(target_std)))
         dim, hidden = emb.shape[1], config.hidden
         self.user_tower = nn.Sequential(
-            nn.Linear(dim + int(config.user_stats), hidden), nn.LayerNorm(hidden), nn.ReLU(),
-            nn.Dropout(config.dropout), nn.Linear(hidden, dim))
+            nn.Linear(dim + int(config.user_stats), hidden),
+            nn.LayerNorm(hidden),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(hidden, dim),
+        )
         self.interaction = nn.Sequential(
-            nn.LayerNorm(4 * dim), nn.Linear(4 * dim, hidden), nn.ReLU(), nn.Dropout(config.dropout),
-            nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Dropout(config.dropout))
+            nn.LayerNorm(4 * dim),
+            nn.Linear(4 * dim, hidden),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(hidden, hidden),
+            nn.LayerNorm(hidden),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+        )
         self.mean_head = nn.Linear(hidden, 1)
         self.log_var_head = nn.Linear(hidden, 1)
 
@@ -130,8 +165,9 @@ class Critic(nn.Module):
         mean_eng = (engagement * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1.0)
         return torch.cat([pooled, (mean_eng - self.y_mean) / self.y_std], dim=1)
 
-    def forward(self, history: torch.Tensor, engagement: torch.Tensor,
-                item: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, history: torch.Tensor, engagement: torch.Tensor, item: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Standardised ``(mu, log s2)``, each ``[N]``, for history rows ``[N, L]`` and item rows ``[N]``."""
         u = self.user_tower(self.user_features(history, engagement))
         v = self.item_emb[item]
@@ -140,16 +176,20 @@ class Critic(nn.Module):
         return self.mean_head(h).squeeze(1), self.log_var_head(h).squeeze(1).clamp(lo, hi)
 
     @torch.no_grad()
-    def predict(self, history: np.ndarray, engagement: np.ndarray, item: np.ndarray,
-                batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    def predict(
+        self, history: np.ndarray, engagement: np.ndarray, item: np.ndarray, batch_size: int = 4096
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance ``[N]`` on the original value scale (eval mode, no gradient)."""
         was_training = self.training
         self.eval()
         means, variances = [], []
         for start in range(0, len(item), batch_size):
             part = slice(start, start + batch_size)
-            mu, log_var = self(torch.as_tensor(history[part]), torch.as_tensor(engagement[part], dtype=torch.float32),
-                               torch.as_tensor(item[part]))
+            mu, log_var = self(
+                torch.as_tensor(history[part]),
+                torch.as_tensor(engagement[part], dtype=torch.float32),
+                torch.as_tensor(item[part]),
+            )
             means.append(self.y_mean + self.y_std * mu)
             variances.append(self.y_std**2 * log_var.exp())
         self.train(was_training)
@@ -158,7 +198,9 @@ class Critic(nn.Module):
         return torch.cat(means).double().numpy(), torch.cat(variances).double().numpy()
 
 
-def beta_nll_loss(mu: torch.Tensor, log_var: torch.Tensor, y: torch.Tensor, beta: float = 0.5) -> torch.Tensor:
+def beta_nll_loss(
+    mu: torch.Tensor, log_var: torch.Tensor, y: torch.Tensor, beta: float = 0.5
+) -> torch.Tensor:
     """Mean beta-NLL ``0.5 * ((y - mu)^2 / s2 + log s2) * stopgrad(s2)^beta`` (Seitzer et al. 2022).
 
     Per element, with ``w = s2^beta`` held constant: ``dL/dmu = -w (y - mu) / s2`` and
@@ -175,9 +217,13 @@ def evaluate_critic(critic: Critic, examples: CriticExamples) -> CriticReport:
     mean, var = critic.predict(examples.history, examples.engagement, examples.item)
     y = examples.target.astype(np.float64)
     err = y - mean
-    return CriticReport(mse=float(np.mean(err**2)) if len(y) else math.nan,
-                        mae=float(np.mean(np.abs(err))) if len(y) else math.nan,
-                        pearson_mean=_pearson(mean, y), pearson_var=_pearson(var, err**2), n=len(y))
+    return CriticReport(
+        mse=float(np.mean(err**2)) if len(y) else math.nan,
+        mae=float(np.mean(np.abs(err))) if len(y) else math.nan,
+        pearson_mean=_pearson(mean, y),
+        pearson_var=_pearson(var, err**2),
+        n=len(y),
+    )
 
 
 EpochCallback = Callable[[int, float, CriticReport], None]
@@ -186,14 +232,39 @@ ImproveCallback = Callable[[Critic, int, CriticReport], None]
 """Called when validation MSE improves, with the critic in its best state so far."""
 
 
-def train_critic(train: CriticExamples, valid: CriticExamples, item_ids: Sequence[str],
-                 item_embeddings: np.ndarray, config: CriticConfig = CriticConfig(), *,
-                 on_epoch: EpochCallback | None = None,
-                 on_improve: ImproveCallback | None = None) -> tuple[Critic, int]:
+def train_critic(
+    train: CriticExamples,
+    valid: CriticExamples,
+    item_ids: Sequence[str],
+    item_embeddings: np.ndarray,
+    config: CriticConfig = CriticConfig(),
+    *,
+    on_epoch: EpochCallback | None = None,
+    on_improve: ImproveCallback | None = None,
+) -> tuple[Critic, int]:
     """Train with Adam on beta-NLL; return the critic at its best validation MSE and that epoch (1-based)."""
     if len(train) == 0 or len(valid) == 0:
-        raise FlexBenchError(f"the critic needs training and validation examples (got {len(train)} and "
-                             f"{len(valid)}); use a dataset with more observed interactions")
+        raise FlexBenchError(
+            f"the critic needs training and validation examples (got {len(train)} and "
+            f"{len(valid)}); use a dataset with more observed interactions"
+        )
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _fit(train, valid, item_ids, item_embeddings, config, on_epoch, on_improve)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _fit(
+    train: CriticExamples,
+    valid: CriticExamples,
+    item_ids: Sequence[str],
+    item_embeddings: np.ndarray,
+    config: CriticConfig,
+    on_epoch: EpochCallback | None,
+    on_improve: ImproveCallback | None,
+) -> tuple[Critic, int]:
     torch.manual_seed(config.seed)
     target = train.target.astype(np.float64)
     critic = Critic(item_ids, item_embeddings, config, float(target.mean()), float(target.std() or 1.0))
@@ -223,8 +294,15 @@ def save_critic(critic: Critic, directory: Path) -> Path:
     path = directory / CHECKPOINT_NAME
     tmp = path.with_suffix(".pt.tmp")
     config = asdict(critic.config) | {"log_var_bounds": list(critic.config.log_var_bounds)}
-    torch.save({"format_version": FORMAT_VERSION, "config": config, "item_ids": critic.item_ids,
-                "state_dict": critic.state_dict()}, tmp)
+    torch.save(
+        {
+            "format_version": FORMAT_VERSION,
+            "config": config,
+            "item_ids": critic.item_ids,
+            "state_dict": critic.state_dict(),
+        },
+        tmp,
+    )
     os.replace(tmp, path)
     return path
 
@@ -234,11 +312,15 @@ def load_critic(path: Path) -> Critic:
     path = Path(path)
     path = path / CHECKPOINT_NAME if path.is_dir() else path
     if not path.exists():
-        raise FlexBenchError(f"no critic checkpoint at {path}; train one with `flexbench train critic --dataset D`")
+        raise FlexBenchError(
+            f"no critic checkpoint at {path}; train one with `flexbench train critic --dataset D`"
+        )
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if blob.get("format_version") != FORMAT_VERSION:
-        raise FlexBenchError(f"{path} has critic format {blob.get('format_version')}, expected {FORMAT_VERSION}; "
-                             f"retrain the critic")
+        raise FlexBenchError(
+            f"{path} has critic format {blob.get('format_version')}, expected {FORMAT_VERSION}; "
+            f"retrain the critic"
+        )
     state = blob["state_dict"]
     critic = Critic(blob["item_ids"], state["item_emb"].numpy(), CriticConfig.from_options(blob["config"]))
     critic.load_state_dict(state)
@@ -246,17 +328,26 @@ def load_critic(path: Path) -> Critic:
 
 
 def _tensors(examples: CriticExamples) -> tuple[torch.Tensor, ...]:
-    return (torch.as_tensor(examples.history), torch.as_tensor(examples.engagement, dtype=torch.float32),
-            torch.as_tensor(examples.item), torch.as_tensor(examples.target, dtype=torch.float32))
+    return (
+        torch.as_tensor(examples.history),
+        torch.as_tensor(examples.engagement, dtype=torch.float32),
+        torch.as_tensor(examples.item),
+        torch.as_tensor(examples.target, dtype=torch.float32),
+    )
 
 
-def _train_epoch(critic: Critic, optimiser: torch.optim.Optimizer, tensors: tuple[torch.Tensor, ...],
-                 order: np.ndarray, config: CriticConfig) -> float:
+def _train_epoch(
+    critic: Critic,
+    optimiser: torch.optim.Optimizer,
+    tensors: tuple[torch.Tensor, ...],
+    order: np.ndarray,
+    config: CriticConfig,
+) -> float:
     critic.train()
     history, engagement, item, target = tensors
     total, count = 0.0, 0
     for start in range(0, len(order), config.batch_size):
-        idx = torch.as_tensor(order[start:start + config.batch_size])
+        idx = torch.as_tensor(order[start : start + config.batch_size])
         mu, log_var = critic(history[idx], engagement[idx], item[idx])
         y = (target[idx] - critic.y_mean) / critic.y_std
         loss = beta_nll_loss(mu, log_var, y, config.beta)

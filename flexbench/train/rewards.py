@@ -130,8 +130,14 @@ def rank_level_rewards(gains: np.ndarray, idcg: np.ndarray, cutoff: int | None =
     return np.flip(np.cumsum(np.flip(gd, axis=1), axis=1), axis=1) * inv[:, None]
 
 
-def sequence_rewards(ndcg: np.ndarray, parsed: np.ndarray, valid_permutation: np.ndarray,
-                     *, bonus: float = FORMAT_BONUS, penalty: float = PARSE_PENALTY) -> np.ndarray:
+def sequence_rewards(
+    ndcg: np.ndarray,
+    parsed: np.ndarray,
+    valid_permutation: np.ndarray,
+    *,
+    bonus: float = FORMAT_BONUS,
+    penalty: float = PARSE_PENALTY,
+) -> np.ndarray:
     """Rec-R1 sequence reward ``[B]``: NDCG of the repaired list plus the format term (SPEC 5).
 
     ``R = ndcg + bonus`` for a valid permutation, ``ndcg + penalty`` when the output
@@ -142,15 +148,18 @@ def sequence_rewards(ndcg: np.ndarray, parsed: np.ndarray, valid_permutation: np
     ok = np.asarray(parsed, dtype=bool)
     perm = np.asarray(valid_permutation, dtype=bool)
     if not (score.shape == ok.shape == perm.shape) or score.ndim != 1:
-        raise ValueError(f"ndcg, parsed and valid_permutation must be 1-D of one shape; got "
-                         f"{score.shape}, {ok.shape}, {perm.shape}")
+        raise ValueError(
+            f"ndcg, parsed and valid_permutation must be 1-D of one shape; got "
+            f"{score.shape}, {ok.shape}, {perm.shape}"
+        )
     if np.any(perm & ~ok):
         raise ValueError("an unparsed output cannot be a valid permutation; check the parse flags")
     return score + np.where(perm, bonus, 0.0) + np.where(ok, 0.0, penalty)
 
 
-def brute_force_swap_rewards(gains: np.ndarray, idcg: np.ndarray, cutoff: int | None = None,
-                             *, causal: bool = True) -> np.ndarray:
+def brute_force_swap_rewards(
+    gains: np.ndarray, idcg: np.ndarray, cutoff: int | None = None, *, causal: bool = True
+) -> np.ndarray:
     """Reference implementation: build every swapped ranking and recompute NDCG (O(K^3) per rollout).
 
     For each rank k and each partner j (``j > k`` when ``causal``, else every

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def token_item_index(token_offsets: Sequence[tuple[int, int]],
-                     item_spans: Sequence[tuple[int, int]]) -> np.ndarray:
+def token_item_index(
+    token_offsets: Sequence[tuple[int, int]], item_spans: Sequence[tuple[int, int]]
+) -> np.ndarray:
     """Index of the item span each token overlaps, or -1 (``int64 [T]``).
 
     A token overlaps a span when they share at least one character
@@ -27,14 +28,19 @@ def token_item_index(token_offsets: Sequence[tuple[int, int]],
     spans = _as_spans(item_spans, "item_spans")
     if len(tokens) == 0 or len(spans) == 0:
         return np.full(len(tokens), -1, dtype=np.int64)
-    overlap = (np.minimum(tokens[:, None, 1], spans[None, :, 1])
-               - np.maximum(tokens[:, None, 0], spans[None, :, 0]))
+    overlap = np.minimum(tokens[:, None, 1], spans[None, :, 1]) - np.maximum(
+        tokens[:, None, 0], spans[None, :, 0]
+    )
     best = overlap.argmax(axis=1)
     return np.where(overlap.max(axis=1) > 0, best, -1).astype(np.int64)
 
 
-def token_advantages(token_offsets: Sequence[tuple[int, int]], item_spans: Sequence[tuple[int, int]],
-                     item_adv: Sequence[float], seq_adv: float) -> np.ndarray:
+def token_advantages(
+    token_offsets: Sequence[tuple[int, int]],
+    item_spans: Sequence[tuple[int, int]],
+    item_adv: Sequence[float],
+    seq_adv: float,
+) -> np.ndarray:
     """Per-token advantages ``[T]``: the overlapped item's advantage, else ``seq_adv``.
 
     ``item_adv[m]`` is the advantage of the entry whose characters are

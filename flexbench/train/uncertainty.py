@@ -22,7 +22,7 @@ DEFAULT_CLIP = (0.25, 4.0)
 
 
 def sequence_variance(item_var: np.ndarray, idcg: np.ndarray, cutoff: int | None = None) -> np.ndarray:
-    """``V_i = sum_k (d_k / IDCG_i)^2 s2_{i,k}`` for ``item_var [G, K]`` in ranked order; 0 where IDCG is 0."""
+    """``V_i = sum_k (d_k / IDCG_i)^2 s2_{i,k}`` for ``item_var [G, K]`` in ranked order (0 if IDCG is 0)."""
     s2 = np.asarray(item_var, dtype=np.float64)
     z = np.asarray(idcg, dtype=np.float64)
     if s2.ndim != 2 or z.shape != (s2.shape[0],):
@@ -33,8 +33,9 @@ def sequence_variance(item_var: np.ndarray, idcg: np.ndarray, cutoff: int | None
     return (s2 @ discounts(s2.shape[1], cutoff) ** 2) * inv**2
 
 
-def uncertainty_weights(variance: np.ndarray, clip: tuple[float, float] = DEFAULT_CLIP,
-                        eps: float = 1e-6) -> np.ndarray:
+def uncertainty_weights(
+    variance: np.ndarray, clip: tuple[float, float] = DEFAULT_CLIP, eps: float = 1e-6
+) -> np.ndarray:
     """Inverse-variance weights ``[G]``: ``w = 1 / (V + eps)``, divided by the group mean, clipped."""
     v = np.asarray(variance, dtype=np.float64)
     lo, hi = clip

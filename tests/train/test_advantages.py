@@ -34,7 +34,9 @@ def test_item_advantages_invalid_rule() -> None:
 
 
 def test_item_advantages_degenerate_groups() -> None:
-    same = item_advantages(np.full((3, 4), 0.3), np.array([[True] * 4, [True] * 4, [True, True, False, False]]))
+    same = item_advantages(
+        np.full((3, 4), 0.3), np.array([[True] * 4, [True] * 4, [True, True, False, False]])
+    )
     assert np.all(same == 0.0)
     none_valid = item_advantages(np.ones((2, 3)), np.zeros((2, 3), dtype=bool))
     assert np.all(none_valid == 0.0)
@@ -43,11 +45,14 @@ def test_item_advantages_degenerate_groups() -> None:
 
 
 def test_zero_variance_never_nan() -> None:
+    full = np.ones((8, 30), bool)
     for eps in (1e-6, 0.0):
-        for fn in (lambda: sequence_advantages(np.full(8, 0.1 + 0.2), eps=eps),
-                   lambda: item_advantages(np.full((8, 30), 1 / 3), np.ones((8, 30), bool), eps=eps),
-                   lambda: rank_grpo_advantages(np.full((8, 30), 0.7), np.ones((8, 30), bool), eps=eps)):
-            out = fn()
+        outs = (
+            sequence_advantages(np.full(8, 0.1 + 0.2), eps=eps),
+            item_advantages(np.full((8, 30), 1 / 3), full, eps=eps),
+            rank_grpo_advantages(np.full((8, 30), 0.7), full, eps=eps),
+        )
+        for out in outs:
             assert np.all(np.isfinite(out)) and np.all(out == 0.0)
 
 
@@ -60,8 +65,9 @@ def test_rank_grpo_advantages_hand_computed() -> None:
     expected = np.stack([(col0 - col0.mean()) / col0.std(), (col1 - col1.mean()) / col1.std()], axis=1)
     np.testing.assert_allclose(a, expected)
     # default eps 1e-4
-    np.testing.assert_allclose(rank_grpo_advantages(rewards, valid)[:, 0],
-                               (col0 - col0.mean()) / (col0.std() + 1e-4))
+    np.testing.assert_allclose(
+        rank_grpo_advantages(rewards, valid)[:, 0], (col0 - col0.mean()) / (col0.std() + 1e-4)
+    )
 
 
 def test_shape_checks() -> None:

@@ -9,7 +9,12 @@ import torch
 
 from flexbench.errors import FlexBenchError
 from flexbench.train.critic import (
-    CriticConfig, beta_nll_loss, evaluate_critic, load_critic, save_critic, train_critic,
+    CriticConfig,
+    beta_nll_loss,
+    evaluate_critic,
+    load_critic,
+    save_critic,
+    train_critic,
 )
 from flexbench.train.critic_data import CriticExamples, examples_from_interactions, split_indices
 
@@ -64,10 +69,14 @@ def test_critic_recovers_heteroscedastic_signal() -> None:
 
 
 def test_examples_windows_and_order() -> None:
-    frame = pd.DataFrame({"user_id": ["a", "a", "a", "b", "b", "c"],
-                          "item_id": ["x", "z", "y", "y", "unknown", "x"],
-                          "value": [1.0, 3.0, 2.0, 5.0, 9.0, 4.0],
-                          "timestamp": [10, 30, 20, 5, 6, 1]})
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b", "b", "c"],
+            "item_id": ["x", "z", "y", "y", "unknown", "x"],
+            "value": [1.0, 3.0, 2.0, 5.0, 9.0, 4.0],
+            "timestamp": [10, 30, 20, 5, 6, 1],
+        }
+    )
     ex = examples_from_interactions(frame, {"x": 0, "y": 1, "z": 2}, history_len=2)
     # user a in time order x(1), y(2), z(3): targets y and z; b has one known item; c one item
     np.testing.assert_array_equal(ex.item, [1, 2])
@@ -79,7 +88,9 @@ def test_examples_windows_and_order() -> None:
 def test_save_load_roundtrip(tmp_path) -> None:
     item_ids, emb, data, _ = _synthetic(300, seed=1)
     config = CriticConfig(hidden=16, epochs=2, history_len=5)
-    critic, _ = train_critic(data.subset(np.arange(200)), data.subset(np.arange(200, 300)), item_ids, emb, config)
+    critic, _ = train_critic(
+        data.subset(np.arange(200)), data.subset(np.arange(200, 300)), item_ids, emb, config
+    )
     save_critic(critic, tmp_path)
     loaded = load_critic(tmp_path)
     a = critic.predict(data.history[:20], data.engagement[:20], data.item[:20])
@@ -96,3 +107,25 @@ def test_config_validation() -> None:
     assert CriticConfig.from_options({"epochs": 3}, seed=4) == CriticConfig(epochs=3, seed=4)
     with pytest.raises(FlexBenchError, match="no critic checkpoint"):
         load_critic(__import__("pathlib").Path("/nonexistent/critic"))
+
+
+def test_train_critic_command_on_mock(data_root, capsys) -> None:
+    import json
+
+    from flexbench.train.critic_cli import train_critic_command
+    from flexbench.trainers import TrainRequest
+
+    out = data_root / "ckpt"
+    request = TrainRequest(
+        method="critic", dataset="mock", needs=("interest",), out_dir=out, options={"epochs": 3, "hidden": 32}
+    )
+    assert train_critic_command(request) == out
+    report = json.loads((out / "report.json").read_text())
+    assert report["complete"] and len(report["epochs"]) == 3 and 1 <= report["best_epoch"] <= 3
+    assert set(report["test"]) == {"mse", "mae", "pearson_mean", "pearson_var", "n"}
+    assert "Pearson(mean)" in capsys.readouterr().out
+    stamp = (out / "critic.pt").stat().st_mtime_ns
+    train_critic_command(request)  # resume: same data and config -> reused, not retrained
+    assert (out / "critic.pt").stat().st_mtime_ns == stamp
+    assert "reusing" in capsys.readouterr().out
+    assert load_critic(out).config.hidden == 32

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from flexbench.train.rewards import (
-    brute_force_swap_rewards, causal_swap_rewards, discounts, ideal_dcg, independent_rewards,
-    ndcg, noncausal_swap_rewards, rank_level_rewards, sequence_rewards,
+    brute_force_swap_rewards,
+    causal_swap_rewards,
+    discounts,
+    ideal_dcg,
+    independent_rewards,
+    ndcg,
+    noncausal_swap_rewards,
+    rank_level_rewards,
+    sequence_rewards,
 )
 
 
@@ -48,8 +55,12 @@ def test_independent_and_rank_level_match_definitions(k: int, cutoff: int | None
     d = discounts(k, cutoff)
     inv = np.divide(1.0, idcg, out=np.zeros_like(idcg), where=idcg > 0)
     indep = independent_rewards(gains, idcg, cutoff)
-    brute_rank = np.array([[sum(row[j] * d[j] for j in range(kk, k)) * z for kk in range(k)]
-                           for row, z in zip(gains, inv, strict=True)])
+    brute_rank = np.array(
+        [
+            [sum(row[j] * d[j] for j in range(kk, k)) * z for kk in range(k)]
+            for row, z in zip(gains, inv, strict=True)
+        ]
+    )
     np.testing.assert_allclose(indep, gains * d * inv[:, None], rtol=0, atol=1e-12)
     np.testing.assert_allclose(rank_level_rewards(gains, idcg, cutoff), brute_rank, rtol=0, atol=1e-12)
     # the first rank-level reward and the sum of independent rewards both equal NDCG
@@ -92,8 +103,9 @@ def test_shape_validation() -> None:
 
 
 def test_sequence_rewards_format_term() -> None:
-    r = sequence_rewards(np.array([0.5, 0.5, 0.2]), np.array([True, True, False]),
-                         np.array([True, False, False]))
+    r = sequence_rewards(
+        np.array([0.5, 0.5, 0.2]), np.array([True, True, False]), np.array([True, False, False])
+    )
     np.testing.assert_allclose(r, [0.6, 0.5, -1.8])
     with pytest.raises(ValueError, match="unparsed"):
         sequence_rewards(np.array([0.1]), np.array([False]), np.array([True]))
