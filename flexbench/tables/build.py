@@ -8,9 +8,9 @@ each is written atomically (temporary file, then rename).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from flexbench.results import atomic_write_text
 from flexbench.tables.cells import ResolvedTable, resolve_table
 from flexbench.tables.critic import load_critic_reports
 from flexbench.tables.figures import write_figures
@@ -22,11 +22,8 @@ from flexbench.tables.store import ResultSource
 
 
 def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (UTF-8, ``\\n`` line ends)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8", newline="\n")
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` atomically (the result store's fsynced temp file + rename)."""
+    atomic_write_text(path, text)
     return path
 
 

@@ -13,6 +13,7 @@ logs gives identical files.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,9 @@ def plot_figure(layout: FigureLayout, dataset: str, curves: dict[str, TrainingLo
     if missing:
         fig.text(0.01, 0.01, "missing (no training log stored): " + ", ".join(missing), fontsize=8, color="#a00")
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", metadata={"Software": None})
+    tmp = out.with_name(f".{out.name}.tmp")
+    fig.savefig(tmp, format="png", metadata={"Software": None})  # no version tag: reproducible bytes
+    os.replace(tmp, out)
 
 
 def write_figures(checkpoints: Path, out_dir: Path,

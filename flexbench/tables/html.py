@@ -1,6 +1,7 @@
 """A static HTML leaderboard: one self-contained page, no server, no CDN.
 
-Sections: sortable leaderboards per (dataset, need, split) over every stored run,
+Sections: sortable leaderboards per (dataset, need, split) over every stored run
+(an unfinished run shows "—", never its partial mean),
 the paper tables (same cell text as the Markdown), the critic table, the figures
 and the provenance of each table. Sorting is vanilla JS inlined from
 ``static/leaderboard.js``. Every value cell carries ``data-cell`` =
@@ -71,8 +72,8 @@ def paper_table_html(table: ResolvedTable) -> str:
                         for g, group in zip(layout.groups, table.gain, strict=True) for c in group)
         body.append(f"<tr><td>vs Qwen2.5-3B-Instruct (zero-shot)</td>{cells}<td></td></tr>")
     return (f'<h3 id="table-{layout.table_id}">{escape(layout.title)}</h3><p>{escape(layout.caption)}</p>'
-            f'<table id="paper-{layout.table_id}" class="paper-table"><thead><tr><th>Method</th>{head}'
-            f"<th>Model (ours, where not the paper's)</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
+            f'<div class="scroll"><table id="paper-{layout.table_id}" class="paper-table"><thead><tr><th>Method</th>{head}'
+            f"<th>Model (ours, where not the paper's)</th></tr></thead><tbody>{''.join(body)}</tbody></table></div>"
             f'<p class="prov">{escape(provenance_line(table.runs))}</p>')
 
 
@@ -87,8 +88,9 @@ def leaderboard_html(runs: Sequence[RunResult]) -> str:
         rows = []
         for run in group:
             k = run.key
-            cells = "".join(_td(fmt_value(run.metrics.get(m)), cell=f"lb|{dataset}|{need}|{k.ranker}|{m}",
-                                value=run.metrics.get(m)) for m in METRIC_TITLES)
+            shown = run.metrics if run.complete else {}  # a partial mean is never shown as a result
+            cells = "".join(_td(fmt_value(shown.get(m)), cell=f"lb|{dataset}|{need}|{k.ranker}|{m}",
+                                value=shown.get(m)) for m in METRIC_TITLES)
             cells += "".join(_td(fmt_value(run.rates.get(r)), value=run.rates.get(r)) for r in RATES)
             prov = run.provenance
             rows.append(f"<tr><td>{escape(k.ranker)}</td>{cells}"
@@ -99,9 +101,9 @@ def leaderboard_html(runs: Sequence[RunResult]) -> str:
         tid = f"lb-{dataset}-{need}-{split}"
         parts.append(
             f'<h3>{escape(DATASET_TITLES.get(dataset, dataset))} · {escape(need)} · {escape(split)}</h3>'
-            f'<table id="{escape(tid)}" class="sortable"><thead><tr><th>Ranker</th>{head}<th>n</th>'
+            f'<div class="scroll"><table id="{escape(tid)}" class="sortable"><thead><tr><th>Ranker</th>{head}<th>n</th>'
             f"<th>model</th><th>train need</th><th>complete</th></tr></thead><tbody>{''.join(rows)}</tbody>"
-            f'</table><p class="prov">{escape(provenance_line(group))}</p>')
+            f'</table></div><p class="prov">{escape(provenance_line(group))}</p>')
     return "".join(parts) or "<p>No stored runs.</p>"
 
 

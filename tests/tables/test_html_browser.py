@@ -95,6 +95,7 @@ def test_page_renders_the_markdown_numbers(fixed_store: ResultStore, fixed_check
     assert shown["1|kuairec|interest|flexrec|ndcg@5"].startswith("0.553▲ (0.597)")
     assert dom.cells["critic|kuairec||critic|mse"] == "0.410 (0.328)"
 
+    assert dom.cells["lb|esci|esci|rec-r1|ndcg@5"] == "—"  # unfinished run: no partial mean
     board = dom.order["lb-kuairec-interest-test"]
     ndcg5 = [k.split("|")[3] for k in board if k.endswith("|ndcg@5")]
     assert ndcg5 == ["zero-shot", "star", "flexrec-noncausal", "flexrec"]  # sorted ascending by the hash
