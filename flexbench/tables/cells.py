@@ -2,7 +2,8 @@
 
 Every cell is looked up by ``RunKey(row.ranker, group.dataset, group.need, "test")``;
 a cell without a stored run, without the metric, from an incomplete run, or from a
-run trained on another need than the table's is never filled, only labelled.
+trained run that records another train need than the table's (or none) is never
+filled, only labelled.
 
 Gain row (paper: "vs Qwen2.5-3B-Instruct"): ``100 * (m_flexrec - m_zero-shot) / m_zero-shot``
 from the two stored cells of the same column, missing unless both are filled.
@@ -34,6 +35,7 @@ class CellStatus(StrEnum):
     MISSING = "missing"
     INCOMPLETE = "incomplete"
     OTHER_TRAIN_NEED = "other-train-need"
+    TRAIN_NEED_UNRECORDED = "train-need-unrecorded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,10 @@ def _status(layout: TableLayout, row: Row, group: ColumnGroup, run: RunResult | 
         return CellStatus.MISSING, ""
     expected = layout.train_need_of(row, group)
     stored = run.provenance.get("train_need")
+    if expected is not None and not stored:
+        return CellStatus.TRAIN_NEED_UNRECORDED, "rerun eval with --set train_need=<need>"
     if expected is not None and stored != expected:
-        return CellStatus.OTHER_TRAIN_NEED, f"stored run trained on {stored or 'an unrecorded need'}"
+        return CellStatus.OTHER_TRAIN_NEED, f"stored run trained on {stored}"
     if not run.complete:
         return CellStatus.INCOMPLETE, f"{run.n_instances} instances so far"
     return CellStatus.OK, ""

@@ -2,7 +2,8 @@
 
 Cell text: ``ours (paper)``; ``—`` where nothing is stored (never a guess),
 ``incomplete`` for a run still in progress, ``other train need`` when the stored
-run was trained on a need other than the table's. Numbers are rounded to three
+run was trained on a need other than the table's, ``train need not recorded`` when
+a trained run's provenance does not say. Numbers are rounded to three
 decimals only here (gains to one decimal, in percent). Output depends on the
 stored results alone, so re-rendering the same store gives identical bytes.
 """
@@ -20,14 +21,16 @@ from flexbench.tables.significance import ALPHA, BETTER, WORSE
 
 MISSING = "—"
 LEGEND = (f"Each cell: our stored value (the paper's reported value in parentheses). {MISSING}: no stored "
-          f"result. {BETTER}/{WORSE}: significantly better/worse than the strongest comparison row of the "
+          "result; 'incomplete', 'other train need', 'train need not recorded': a stored run that cannot "
+          f"fill the cell. {BETTER}/{WORSE}: significantly better/worse than the strongest comparison row of the "
           f"column (paired t-test and Fisher randomization test on per-instance scores, both p < {ALPHA}). "
           "Our numbers are computed on our data scale with the models named in the last column where they "
           "differ from the paper's; they are not the paper's numbers.")
 CRITIC_LEGEND = (f"Each cell: our value from the stored critic report (the paper's reported value in "
                  f"parentheses). {MISSING}: no report stored, or no number in the paper.")
 STATUS_TEXT = {CellStatus.MISSING: MISSING, CellStatus.INCOMPLETE: "incomplete",
-               CellStatus.OTHER_TRAIN_NEED: "other train need"}
+               CellStatus.OTHER_TRAIN_NEED: "other train need",
+               CellStatus.TRAIN_NEED_UNRECORDED: "train need not recorded"}
 
 
 def fmt_value(value: float | None, gain: bool = False) -> str:

@@ -94,3 +94,9 @@ def test_unrecorded_model_is_never_presumed_the_papers(fixed_store: ResultStore)
     add_run(fixed_store, "gpt-4o", "ml-1m", "interest", scores(0.5, 0.1, 9), model=None)
     row = _resolve(fixed_store, "1").row("gpt-4o")
     assert model_text(row, ["KuaiRec", "MovieLens-1M"]) == "model not recorded"
+
+
+def test_trained_run_without_a_recorded_train_need_fills_no_cell(fixed_store: ResultStore) -> None:
+    add_run(fixed_store, "tallrec", "kuairec", "interest", scores(0.5, 0.1, 9), model="smollm2", train_need=None)
+    cell = _resolve(fixed_store, "1").row("tallrec").cells[0][0]
+    assert cell.status is CellStatus.TRAIN_NEED_UNRECORDED and cell.value is None
