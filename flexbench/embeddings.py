@@ -13,6 +13,7 @@ Embeddings are L2-normalised float32 and cached under
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -88,8 +89,9 @@ class HashingEncoder:
         return out / np.where(norms > 0, norms, 1.0)
 
 
+@functools.lru_cache(maxsize=2)
 def load_encoder(name: str = DEFAULT_ENCODER) -> Encoder:
-    """The encoder called ``name`` (see module docstring)."""
+    """The encoder called ``name`` (see module docstring); memoised, models load once per process."""
     return HashingEncoder() if name == HASH_ENCODER else SentenceEncoder(name)
 
 

@@ -32,7 +32,11 @@ def query_vectors(history: np.ndarray, weights: np.ndarray, embeddings: np.ndarr
     w = np.where(valid, np.asarray(weights, dtype=np.float64), 0.0)
     w = np.where((w.sum(axis=1, keepdims=True) > 0), w, valid.astype(np.float64))
     coef = w * np.power(lam, np.clip(age, 0, None))
-    q = np.einsum("nl,nld->nd", coef, embeddings[np.where(valid, history, 0)].astype(np.float64))
+    safe = np.where(valid, history, 0)
+    q = np.empty((len(history), embeddings.shape[1]), dtype=np.float64)
+    for start in range(0, len(history), 1024):
+        rows = slice(start, start + 1024)
+        q[rows] = np.einsum("nl,nld->nd", coef[rows], embeddings[safe[rows]])
     norms = np.linalg.norm(q, axis=1, keepdims=True)
     return (q / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
@@ -57,6 +61,16 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.n
     return order
 
 
+def candidate_scores(queries: np.ndarray, embeddings: np.ndarray, candidates: np.ndarray,
+                     chunk: int = 1024) -> np.ndarray:
+    """``[N, K]`` cosine ``<q_n, e_c>`` of each instance's candidates (float64, chunked)."""
+    out = np.empty(candidates.shape, dtype=np.float64)
+    for start in range(0, len(candidates), chunk):
+        rows = slice(start, start + chunk)
+        out[rows] = np.einsum("nd,nkd->nk", queries[rows], embeddings[candidates[rows]])
+    return out
+
+
 def retrieve(history: np.ndarray, weights: np.ndarray, embeddings: np.ndarray, k: int,
              lam: float = LAMBDA) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidates ``[N, k]``, their cosine scores ``[N, k]`` and the query vectors ``[N, d]``."""
@@ -64,5 +78,4 @@ def retrieve(history: np.ndarray, weights: np.ndarray, embeddings: np.ndarray, k
     cands = np.empty((len(queries), k), dtype=np.int64)
     for start, scores in score_chunks(queries, embeddings):
         cands[start:start + len(scores)] = top_k(scores, k, history[start:start + len(scores)])
-    sims = np.einsum("nd,nkd->nk", queries, embeddings[cands])
-    return cands, sims, queries
+    return cands, candidate_scores(queries, embeddings, cands), queries

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from flexbench.instances import anchor_windows, split_users, subsample
-from flexbench.retrieval import query_vectors, score_chunks, top_k
+from flexbench.retrieval import candidate_scores, query_vectors, score_chunks, top_k
 from needs.interest import interest_labels, rating_gains, watch_ratio_gains
 from needs.novelty import niche_mask, novelty_gains, novelty_labels
 from needs.trend import TrafficIndex, trend_gains, trend_labels
@@ -94,7 +94,7 @@ def build_sequential(src: SequentialSource, emb: np.ndarray, cfg: BuildConfig) -
     queries = query_vectors(hist, weights, emb, cfg.lam)
     user = users[anchor]
     cands = _candidates(src, queries, emb, hist, user, anchor, cfg)
-    sims = np.einsum("nd,nkd->nk", queries.astype(np.float64), emb[cands].astype(np.float64))
+    sims = candidate_scores(queries, emb, cands)
     qtime = log["timestamp"].to_numpy()[anchor].astype(np.int64)
     frame = _frame(src, anchor, hist_rows, hist, cands, user, qtime, split_of_user[user], log)
     ids, cand_ids = list(frame["instance_id"]), list(frame["candidate_ids"])
@@ -113,21 +113,32 @@ def _candidates(src: SequentialSource, queries: np.ndarray, emb: np.ndarray, his
         for start, scores in score_chunks(queries, emb):
             cands[start:start + len(scores)] = top_k(scores, cfg.k, hist[start:start + len(scores)])
         return cands
-    log_users, log_items = src.log["user"].to_numpy(), src.log["item"].to_numpy()
-    bounds = np.searchsorted(log_users, np.arange(len(src.user_ids) + 1))
+    position = _rating_positions(src)                       # [n_users, n_items], -1 = never rated
+    anchor_pos = anchor - np.searchsorted(src.log["user"].to_numpy(), user)
     for start, scores in score_chunks(queries, emb):
-        for j, s in enumerate(scores.astype(np.float64)):
-            i = start + j
-            lo, hi = bounds[user[i]], bounds[user[i] + 1]
-            future = np.setdiff1d(log_items[anchor[i]:hi], hist[i])
-            rated = log_items[lo:hi]
-            fut = future[np.lexsort((future, -s[future]))][:cfg.ml_future]
-            masked = s.copy()
-            masked[rated] = -np.inf
-            fill = top_k(masked[None, :], cfg.k - len(fut))[0]
-            both = np.concatenate([fut, fill])
-            cands[i] = both[np.lexsort((both, -s[both]))]
+        rows = slice(start, start + len(scores))
+        s = scores.astype(np.float64)
+        pos = position[user[rows]]
+        future = top_k(np.where(pos >= anchor_pos[rows, None], s, -np.inf), cfg.ml_future, None)
+        n_future = np.isfinite(np.take_along_axis(np.where(pos >= anchor_pos[rows, None], s, -np.inf),
+                                                  future, axis=1)).sum(axis=1)
+        fill = top_k(np.where(pos < 0, s, -np.inf), cfg.k, None)
+        keep = np.hstack([np.arange(cfg.ml_future)[None, :] < n_future[:, None],
+                          np.arange(cfg.k)[None, :] < (cfg.k - n_future)[:, None]])
+        both = np.hstack([future, fill])
+        score = np.where(keep, np.take_along_axis(s, both, axis=1), -np.inf)
+        order = np.lexsort((both, -score), axis=-1)[:, :cfg.k]
+        cands[rows] = np.take_along_axis(both, order, axis=1)
     return cands
+
+
+def _rating_positions(src: SequentialSource) -> np.ndarray:
+    """Position of each (user, item) in the user's time-ordered log, -1 if absent."""
+    users = src.log["user"].to_numpy()
+    first = np.searchsorted(users, users)
+    out = np.full((len(src.user_ids), len(src.items)), -1, dtype=np.int32)
+    out[users, src.log["item"].to_numpy()] = np.arange(len(users)) - first
+    return out
 
 
 def _frame(src: SequentialSource, anchor: np.ndarray, hist_rows: np.ndarray, hist: np.ndarray, cands: np.ndarray,
