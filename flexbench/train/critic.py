@@ -25,7 +25,8 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -179,23 +180,40 @@ class Critic(nn.Module):
     def predict(
         self, history: np.ndarray, engagement: np.ndarray, item: np.ndarray, batch_size: int = 4096
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and variance ``[N]`` on the original value scale (eval mode, no gradient)."""
+        """Mean and variance ``[N]`` on the original value scale (eval mode, no gradient).
+
+        Runs with ``config.threads`` torch threads (see :class:`CriticConfig`): a
+        call per training instance is tiny, and extra threads on shared cores
+        make it many times slower.
+        """
         was_training = self.training
         self.eval()
         means, variances = [], []
-        for start in range(0, len(item), batch_size):
-            part = slice(start, start + batch_size)
-            mu, log_var = self(
-                torch.as_tensor(history[part]),
-                torch.as_tensor(engagement[part], dtype=torch.float32),
-                torch.as_tensor(item[part]),
-            )
-            means.append(self.y_mean + self.y_std * mu)
-            variances.append(self.y_std**2 * log_var.exp())
+        with torch_threads(self.config.threads):
+            for start in range(0, len(item), batch_size):
+                part = slice(start, start + batch_size)
+                mu, log_var = self(
+                    torch.as_tensor(history[part]),
+                    torch.as_tensor(engagement[part], dtype=torch.float32),
+                    torch.as_tensor(item[part]),
+                )
+                means.append(self.y_mean + self.y_std * mu)
+                variances.append(self.y_std**2 * log_var.exp())
         self.train(was_training)
         if not means:
             return np.zeros(0), np.zeros(0)
         return torch.cat(means).double().numpy(), torch.cat(variances).double().numpy()
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch intra-op threads, restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def beta_nll_loss(
@@ -248,12 +266,8 @@ def train_critic(
             f"the critic needs training and validation examples (got {len(train)} and "
             f"{len(valid)}); use a dataset with more observed interactions"
         )
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         return _fit(train, valid, item_ids, item_embeddings, config, on_epoch, on_improve)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _fit(

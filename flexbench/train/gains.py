@@ -225,10 +225,11 @@ def value_to_gain(dataset: str) -> GainMap:
 
 
 def default_critic_path(dataset_name: str) -> Path:
-    """The one critic checkpoint under ``<data>/checkpoints/critic/<dataset>/``; raises if none or several."""
+    """The one critic under ``<data>/checkpoints/critic/<dataset>/`` (or a subdirectory); raises if none or several."""
     from flexbench.paths import checkpoints_dir
 
-    found = sorted((checkpoints_dir() / "critic" / dataset_name).glob("*/critic.pt"))
+    root = checkpoints_dir() / "critic" / dataset_name
+    found = sorted({*root.glob("critic.pt"), *root.glob("*/critic.pt")})
     if len(found) != 1:
         what = (
             "no critic" if not found else f"{len(found)} critics ({', '.join(str(p.parent) for p in found)})"
