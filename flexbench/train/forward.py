@@ -15,10 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from flexbench.train.loss import token_entropy, token_logprobs
+
+
+def encode_prompt(tokenizer: Any, text: str) -> list[int]:
+    """Token IDs of a prompt as the generation backends encode it.
+
+    Chat-templated text already holds its special tokens, so none are added
+    unless the tokenizer has no chat template (as
+    :class:`flexbench.llm.backends.TransformersBackend` does).
+    """
+    add = not getattr(tokenizer, "chat_template", None)
+    return list(tokenizer(text, add_special_tokens=add)["input_ids"])
 
 
 @dataclass(frozen=True)

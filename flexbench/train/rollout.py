@@ -21,6 +21,7 @@ import numpy as np
 
 from flexbench.repair import stable_rng
 from flexbench.train.config import RolloutEngine, TrainConfig
+from flexbench.train.forward import encode_prompt
 from flexbench.train.credit import GroupCredit, group_credit, reward_row
 from flexbench.train.methods import MethodSpec
 from flexbench.train.ppo import token_rewards
@@ -104,7 +105,7 @@ class RolloutSampler:
         generations = self.backend.generate([p.text for p in prompts], params, candidate_ids=shown)
         out: list[Rollout] = []
         for g, (task, prompt, gens) in enumerate(zip(tasks, prompts, generations, strict=True)):
-            prompt_ids = self.tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
+            prompt_ids = encode_prompt(self.tokenizer, prompt.text)
             out += credit_rollouts(task, g, prompt_ids, [list(x.token_ids) for x in gens], self.tokenizer,
                                    self.method, cfg, step)
         return out

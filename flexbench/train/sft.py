@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from flexbench.train.forward import pack, score_completions
+from flexbench.train.forward import encode_prompt, pack, score_completions
 from flexbench.train.loss import masked_sum_mean
 from flexbench.train.tasks import PromptTask
 
@@ -43,7 +43,7 @@ def answer_text(candidate_ids: Sequence[str], ranked_ids: Sequence[str]) -> str:
 def sft_example(tokenizer: Any, prompt_text: str, candidate_ids: Sequence[str],
                 ranked_ids: Sequence[str]) -> SFTExample:
     """Tokenise ``prompt_text`` and the answer listing ``ranked_ids`` (+ EOS)."""
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    prompt_ids = encode_prompt(tokenizer, prompt_text)
     target_ids = tokenizer(answer_text(candidate_ids, ranked_ids), add_special_tokens=False)["input_ids"]
     if tokenizer.eos_token_id is not None:
         target_ids = [*target_ids, tokenizer.eos_token_id]

@@ -1,0 +1,416 @@
+"""The one policy-training loop: rollouts -> rewards -> per-token advantages -> PPO-clip update.
+
+Every method runs through :class:`PolicyTrainer`; the method
+(:class:`~flexbench.train.methods.MethodSpec`) only decides the credit
+assignment (:mod:`flexbench.train.credit`), the SFT warm-up and whether a
+value head is trained. One step is::
+
+    step < warm-up (or an SFT-only method):  SFT on the optimal lists of sft_batch_size prompts
+    otherwise:  draw prompts_per_step prompts -> G rollouts each (policy in eval mode)
+                -> per-token advantages (GRPO) or token rewards + GAE (PPO)
+                -> reference log-probs (k3 KL) and, if several updates reuse the batch,
+                   the sampling policy's log-probs
+                -> ppo_epochs x mini_batches optimizer steps, each accumulating
+                   gradients over micro-batches (token-mean over the mini-batch)
+                -> sync the rollout engine's weights
+
+After step ``s`` (``s`` optimizer steps done): validation NDCG every
+``eval_every`` steps (and at 0 and the end) appended to ``<out>/metrics.jsonl``
+and plotted to ``<out>/curve.png``; a checkpoint every ``save_every`` steps,
+on Ctrl-C, and at the end. Sampling is seeded per step from ``(seed, step)``
+and the data order by position, so a resumed run reaches the same parameters
+as an uninterrupted one (tested on CPU).
+
+The loop runs under an :class:`accelerate.Accelerator` (created here when not
+given): ``accelerate launch -m flexbench train ...`` gives DDP over GPUs, each
+process drawing its own prompts; ``mixed_precision="bf16"`` on GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from flexbench.repair import stable_rng
+from flexbench.train.checkpoint import Progress, load_checkpoint, save_checkpoint, save_policy
+from flexbench.train.config import Precision, TrainConfig
+from flexbench.train.forward import pack, score_completions
+from flexbench.train.loss import policy_loss
+from flexbench.train.methods import Algorithm, MethodSpec
+from flexbench.train.ppo import ValueHead, gae, value_loss, whiten
+from flexbench.train.rollout import Rollout, RolloutSampler
+from flexbench.train.sft import sft_step, task_examples
+from flexbench.train.tasks import TaskSampler
+
+METRICS_FILE = "metrics.jsonl"
+CURVE_FILE = "curve.png"
+
+Validator = Callable[[torch.nn.Module, int], list[dict[str, Any]]]
+
+
+@dataclass
+class _Prepared:
+    """Tensors of a set of rollouts that stay fixed during the update."""
+
+    rollouts: list[Rollout]
+    advantages: list[torch.Tensor]
+    ref_logprobs: list[torch.Tensor | None]
+    old_logprobs: list[torch.Tensor | None]
+    old_values: list[torch.Tensor | None]
+    returns: list[torch.Tensor | None]
+
+
+class PolicyTrainer:
+    """Train ``model`` with ``method`` on the prompts of ``tasks``; write everything under ``out_dir``."""
+
+    def __init__(self, cfg: TrainConfig, method: MethodSpec, model: torch.nn.Module, tokenizer: Any,
+                 tasks: TaskSampler, out_dir: Path, *, backend: Any, sync: Callable[[Any], None] | None = None,
+                 reference: torch.nn.Module | None = None, validator: Validator | None = None,
+                 accelerator: Any = None, progress: bool = True) -> None:
+        from accelerate import Accelerator
+
+        self.cfg, self.method, self.tokenizer, self.tasks = cfg, method, tokenizer, tasks
+        self.out_dir = Path(out_dir)
+        self.validator, self.show_progress = validator, progress
+        self.sync = sync or (lambda _model: None)
+        self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(),
+                                              mixed_precision=_mixed_precision(cfg))
+        self.value_head = ValueHead(model.config.hidden_size) if method.uses_value_head else None
+        params = [p for p in model.parameters() if p.requires_grad]
+        if self.value_head is not None:
+            params += list(self.value_head.parameters())
+        base_lr = cfg.sft_lr if method.algorithm is Algorithm.SFT else cfg.lr
+        optimizer = torch.optim.AdamW(params, lr=base_lr, weight_decay=cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: self.lr_factor(s, base_lr))
+        # the scheduler stays unwrapped: one schedule step per training step on every process
+        self.model, self.optimizer = self.acc.prepare(model, optimizer)
+        self.scheduler = scheduler
+        if self.value_head is not None:
+            self.value_head = self.value_head.to(self.acc.device)
+        self.reference = reference
+        self.sampler = RolloutSampler(backend, tokenizer, method, cfg)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.progress = Progress()
+
+    # ----------------------------------------------------------------- schedule
+    @property
+    def warmup_steps(self) -> int:
+        """SFT warm-up steps before RL (the config overrides the method's default)."""
+        if self.method.algorithm is Algorithm.SFT:
+            return self.cfg.steps
+        return self.method.sft_warmup_steps if self.cfg.sft_warmup_steps is None else self.cfg.sft_warmup_steps
+
+    @property
+    def total_steps(self) -> int:
+        """All optimizer steps: SFT-only methods ``steps``; RL methods warm-up + ``steps``."""
+        return self.cfg.steps if self.method.algorithm is Algorithm.SFT else self.warmup_steps + self.cfg.steps
+
+    def lr_factor(self, step: int, base_lr: float) -> float:
+        """Multiplier of the base lr at ``step``: SFT lr during warm-up, linear warm-up of ``warmup_steps``."""
+        phase_lr = self.cfg.sft_lr if step < self.warmup_steps else self.cfg.lr
+        ramp = min(1.0, (step + 1) / self.cfg.warmup_steps) if self.cfg.warmup_steps else 1.0
+        return phase_lr / base_lr * ramp
+
+    # --------------------------------------------------------------------- run
+    def train(self, resume: bool = True) -> Path:
+        """Run (or resume) training to ``total_steps`` and save the policy; return ``out_dir``."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            (self.out_dir / METRICS_FILE).unlink(missing_ok=True)
+        else:
+            restored = load_checkpoint(self.out_dir, model=self.acc.unwrap_model(self.model),
+                                       optimizer=self.optimizer, scheduler=self.scheduler,
+                                       value_head=self.value_head)
+            self.progress = restored or Progress()
+        _truncate_metrics(self.out_dir / METRICS_FILE, self.progress.step)
+        if self.progress.step == 0 and not _has_valid_line(self.out_dir / METRICS_FILE, 0):
+            self._validate(0, [])
+        rewards: list[float] = []
+        try:
+            with _progress_bar(self.total_steps, self.progress.step, self.show_progress) as advance:
+                while self.progress.step < self.total_steps:
+                    info = self.step()
+                    rewards += info.pop("rewards", [])
+                    s = self.progress.step
+                    self._log({"step": s, "split": "train", **info})
+                    if s % self.cfg.eval_every == 0 or s == self.total_steps:
+                        self._validate(s, rewards)
+                        rewards = []
+                    if s % self.cfg.save_every == 0 or s == self.total_steps:
+                        self.save()
+                    advance(info)
+        except KeyboardInterrupt:
+            self.save()
+            raise
+        if self.acc.is_main_process:
+            save_policy(self.out_dir, self.acc.unwrap_model(self.model), self.tokenizer)
+        return self.out_dir
+
+    def save(self) -> None:
+        """Write the resumable checkpoint (main process only)."""
+        if self.acc.is_main_process:
+            save_checkpoint(self.out_dir, self.progress, model=self.acc.unwrap_model(self.model),
+                            optimizer=self.optimizer, scheduler=self.scheduler, value_head=self.value_head)
+
+    def step(self) -> dict[str, Any]:
+        """One optimizer step of the current phase; advances :attr:`progress`."""
+        step = self.progress.step
+        torch.manual_seed(int(stable_rng("train-step", self.cfg.seed, step, self.acc.process_index)
+                              .integers(2**62)))
+        if step < self.warmup_steps:
+            info = self._sft_step()
+        else:
+            info = self._rl_step()
+        self.scheduler.step()
+        return info
+
+    # ------------------------------------------------------------------- phases
+    def _draw(self, count: int) -> list[Any]:
+        start = self.progress.position + self.acc.process_index * count
+        tasks = self.tasks.tasks(start, count)
+        self.progress = Progress(self.progress.step, self.progress.position + count * self.acc.num_processes)
+        return tasks
+
+    def _sft_step(self) -> dict[str, Any]:
+        tasks = self._draw(self.cfg.sft_batch_size)
+        examples = task_examples(tasks, self.tokenizer, seed=self.cfg.seed)
+        self.model.train()
+        loss = sft_step(self.model, examples, pad_id=self.pad_id, micro_batch_size=self.cfg.micro_batch_size,
+                        backward=self.acc.backward)
+        self._optimizer_step()
+        self.progress = Progress(self.progress.step + 1, self.progress.position)
+        return {"phase": "sft", "loss": loss}
+
+    def _rl_step(self) -> dict[str, Any]:
+        tasks = self._draw(self.cfg.prompts_per_step)
+        policy = self.acc.unwrap_model(self.model)
+        policy.eval()
+        with torch.no_grad():
+            rollouts = self.sampler.sample(tasks, self.progress.step)
+            prepared = self._prepare(rollouts)
+        self.model.train()
+        stats = self._update(prepared)
+        self.sync(policy)
+        self.progress = Progress(self.progress.step + 1, self.progress.position)
+        seq = [r.seq_reward for r in rollouts]
+        return {"phase": "rl", "reward_mean": float(np.mean(seq)), "ndcg_mean": float(np.mean([r.ndcg for r in rollouts])),
+                "parse_rate": float(np.mean([r.parsed for r in rollouts])),
+                "tokens": int(sum(len(r.completion_ids) for r in rollouts)), "rewards": seq, **stats}
+
+    # ------------------------------------------------------------------- update
+    def _batches(self, items: Sequence[int]) -> list[list[int]]:
+        size = self.cfg.micro_batch_size
+        return [list(items[i:i + size]) for i in range(0, len(items), size)]
+
+    def _pack(self, rollouts: Sequence[Rollout]) -> Any:
+        return pack([r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts],
+                    self.pad_id).to(self.acc.device)
+
+    def _prepare(self, rollouts: list[Rollout]) -> _Prepared:
+        n = len(rollouts)
+        reuse = self.cfg.ppo_epochs * self.cfg.mini_batches > 1
+        prep = _Prepared(rollouts, [torch.as_tensor(r.advantages, dtype=torch.float32) for r in rollouts],
+                         [None] * n, [None] * n, [None] * n, [None] * n)
+        policy = self.acc.unwrap_model(self.model)
+        for idx in self._batches(range(n)):
+            batch = self._pack([rollouts[i] for i in idx])
+            if self.cfg.kl_coef > 0 and self.reference is not None:
+                ref = score_completions(self.reference, batch).logprobs.float()
+                for j, i in enumerate(idx):
+                    prep.ref_logprobs[i] = ref[j, :len(rollouts[i].completion_ids)].cpu()
+            if reuse or self.value_head is not None:
+                with self.acc.autocast():
+                    scores = score_completions(policy, batch, hidden=self.value_head is not None)
+                for j, i in enumerate(idx):
+                    t = len(rollouts[i].completion_ids)
+                    prep.old_logprobs[i] = scores.logprobs[j, :t].float().cpu() if reuse else None
+                    if self.value_head is not None:
+                        prep.old_values[i] = self.value_head(scores.hidden[j:j + 1, :t])[0].float().cpu()
+        if self.value_head is not None:
+            self._gae(prep)
+        return prep
+
+    def _gae(self, prep: _Prepared) -> None:
+        width = max(len(r.completion_ids) for r in prep.rollouts)
+        mask, rew, val = (torch.zeros(len(prep.rollouts), width) for _ in range(3))
+        for i, r in enumerate(prep.rollouts):
+            t = len(r.completion_ids)
+            mask[i, :t], rew[i, :t], val[i, :t] = 1.0, torch.as_tensor(r.rewards), prep.old_values[i]
+        adv, ret = gae(rew, val, mask, self.cfg.gae_gamma, self.cfg.gae_lambda)
+        adv = whiten(adv, mask)
+        for i, r in enumerate(prep.rollouts):
+            t = len(r.completion_ids)
+            prep.advantages[i] = adv[i, :t] * r.weight
+            prep.returns[i] = ret[i, :t]
+
+    def _update(self, prep: _Prepared) -> dict[str, float]:
+        n = len(prep.rollouts)
+        stats: dict[str, list[float]] = {"loss": [], "kl": [], "entropy": [], "clip_fraction": [], "grad_norm": []}
+        for epoch in range(self.cfg.ppo_epochs):
+            order = stable_rng("ppo-order", self.cfg.seed, self.progress.step, epoch).permutation(n)
+            for mb in np.array_split(order, self.cfg.mini_batches):
+                denom = float(sum(len(prep.rollouts[i].completion_ids) for i in mb))
+                micro = self._batches([int(i) for i in mb])
+                for k, idx in enumerate(micro):
+                    ctx = self.acc.no_sync(self.model) if k < len(micro) - 1 else _null()
+                    with ctx:
+                        out = self._micro_loss(prep, idx, denom)
+                        self.acc.backward(out.loss)
+                    for key in ("kl", "entropy", "clip_fraction"):
+                        stats[key].append(getattr(out, key))
+                    stats["loss"].append(float(out.loss.detach()))
+                stats["grad_norm"].append(self._optimizer_step())
+        return {k: float(np.mean(v)) if k != "loss" else float(np.sum(v) / max(1, self.cfg.ppo_epochs *
+                                                                                self.cfg.mini_batches))
+                for k, v in stats.items() if v}
+
+    def _micro_loss(self, prep: _Prepared, idx: Sequence[int], denom: float) -> Any:
+        rollouts = [prep.rollouts[i] for i in idx]
+        batch = self._pack(rollouts)
+        width = batch.completion.shape[1]
+        need_value = self.value_head is not None
+        scores = score_completions(self.model, batch, entropy=self.cfg.entropy_coef > 0, hidden=need_value)
+        logp = scores.logprobs
+        old = _stack([prep.old_logprobs[i] for i in idx], width, logp.detach())
+        ref = _stack([prep.ref_logprobs[i] for i in idx], width, None) if self.reference is not None else None
+        adv = _stack([prep.advantages[i] for i in idx], width, torch.zeros_like(logp)).to(logp.device)
+        out = policy_loss(logp, old.to(logp.device), adv, batch.completion_mask, clip_eps=self.cfg.clip_eps,
+                          ref_logprobs=None if ref is None else ref.to(logp.device),
+                          kl_coef=self.cfg.kl_coef if ref is not None else 0.0,
+                          entropy=scores.entropy, entropy_coef=self.cfg.entropy_coef, denom=denom)
+        if need_value:
+            values = self.value_head(scores.hidden)
+            old_v = _stack([prep.old_values[i] for i in idx], width, None).to(values.device)
+            ret = _stack([prep.returns[i] for i in idx], width, None).to(values.device)
+            vloss = value_loss(values, old_v, ret, batch.completion_mask, self.cfg.value_clip, denom)
+            out = type(out)(out.loss + self.cfg.value_coef * vloss, out.policy, out.kl, out.entropy,
+                            out.clip_fraction)
+        return out
+
+    def _optimizer_step(self) -> float:
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        norm = self.acc.clip_grad_norm_(params, self.cfg.max_grad_norm) if self.cfg.max_grad_norm > 0 else None
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm) if norm is not None else math.nan
+
+    # --------------------------------------------------------------- validation
+    def _validate(self, step: int, rewards: Sequence[float]) -> None:
+        if self.validator is None or not self.acc.is_main_process:
+            return
+        policy = self.acc.unwrap_model(self.model)
+        policy.eval()
+        lines = self.validator(policy, step)
+        train_reward = float(np.mean(rewards)) if rewards else None
+        for line in lines:
+            self._log({"step": step, "split": "valid", **line, "train_reward_mean": train_reward})
+        plot_curve(self.out_dir / METRICS_FILE, self.out_dir / CURVE_FILE)
+
+    def _log(self, line: dict[str, Any]) -> None:
+        if self.acc.is_main_process:
+            with (self.out_dir / METRICS_FILE).open("a") as fh:
+                fh.write(json.dumps(line) + "\n")
+
+
+def _stack(rows: Sequence[torch.Tensor | None], width: int, fallback: torch.Tensor | None) -> torch.Tensor:
+    if any(r is None for r in rows):
+        if fallback is None:
+            raise ValueError("missing per-token tensors for the update")
+        return fallback
+    out = torch.zeros(len(rows), width)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r  # type: ignore[arg-type]
+    return out
+
+
+def _mixed_precision(cfg: TrainConfig) -> str:
+    if cfg.precision is Precision.AUTO:
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return cfg.precision.value
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint being resumed (they will be written again)."""
+    if not path.exists():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+    path.write_text("".join(f"{ln}\n" for ln in lines))
+
+
+def _has_valid_line(path: Path, step: int) -> bool:
+    if not path.exists():
+        return False
+    return any(json.loads(ln).get("split") == "valid" and json.loads(ln)["step"] == step
+               for ln in path.read_text().splitlines() if ln.strip())
+
+
+def read_metrics(path: Path, split: str | None = None) -> list[dict[str, Any]]:
+    """Lines of a ``metrics.jsonl`` (of ``split`` only, when given)."""
+    if not Path(path).exists():
+        return []
+    rows = [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+    return [r for r in rows if split is None or r.get("split") == split]
+
+
+def plot_curve(metrics_path: Path, png_path: Path) -> None:
+    """Validation NDCG@5/@10 against the step, one line per need (matplotlib Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(metrics_path, "valid")
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for need in sorted({r.get("need", "") for r in rows}):
+        pts = sorted((r["step"], r["ndcg@10"], r["ndcg@5"]) for r in rows if r.get("need", "") == need)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{need} N@10")
+        ax.plot([p[0] for p in pts], [p[2] for p in pts], linestyle="--", label=f"{need} N@5")
+    ax.set_xlabel("step")
+    ax.set_ylabel("validation NDCG")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+
+
+def _progress_bar(total: int, done: int, enabled: bool) -> Any:
+    from contextlib import contextmanager
+
+    @contextmanager
+    def bar() -> Any:
+        if not enabled:
+            yield lambda info: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn
+        from rich.progress import TimeElapsedColumn
+
+        with RichProgress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          TextColumn("{task.fields[info]}")) as prog:
+            task = prog.add_task("train", total=total, completed=done, info="")
+
+            def advance(info: dict[str, Any]) -> None:
+                shown = {k: info[k] for k in ("phase", "reward_mean", "loss", "kl") if k in info}
+                text = " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+                prog.update(task, advance=1, info=text)
+
+            yield advance
+
+    return bar()

@@ -1,0 +1,133 @@
+"""Trained policies as rankers: ``flexbench eval flexrec`` loads the saved checkpoint and ranks.
+
+:class:`PolicyRanker` ranks with a causal LM exactly like a zero-shot LLM
+ranker: the LLM layer's prompt, greedy generation through a generation
+backend, the LLM layer's parser. The training loop validates with it on the
+live policy; :class:`TrainedPolicyRanker` (the registry factory of the trained
+methods) wraps it around a saved checkpoint.
+
+Checkpoint resolution (``--checkpoint`` wins)::
+
+    options["checkpoint"]                       a training output dir, or its policy/ dir
+    <data>/checkpoints/<label>/<dataset>/<T>/   T = options["train_need"], else the
+                                                test need, else "all" (joint training)
+
+Each ranking records ``train_need`` (from the checkpoint's ``run.json``) in
+``Ranking.extra`` so that results can say which need(s) the policy was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from flexbench.paths import checkpoints_dir
+from flexbench.ranker import RankerContext, RankerUnavailable
+from flexbench.types import Instance, NeedSpec, Ranking
+
+RUN_FILE = "run.json"
+
+
+class PolicyRanker:
+    """Greedy ranking with a causal LM through a generation backend."""
+
+    def __init__(self, name: str, backend: Any, tokenizer: Any, *, max_new_tokens: int = 256,
+                 constrained: bool = False, seed: int = 0, extra: Mapping[str, Any] | None = None) -> None:
+        self.name = name
+        self.backend, self.tokenizer = backend, tokenizer
+        self.max_new_tokens, self.constrained, self.seed = max_new_tokens, constrained, seed
+        self.extra = dict(extra or {})
+
+    def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
+        """One :class:`Ranking` per instance, in input order (emitted IDs, raw output, prompt)."""
+        from flexbench.llm.backends import SamplingParams
+        from flexbench.llm.parsing import parse_ranking
+        from flexbench.llm.prompts import build_prompt
+
+        if not instances:
+            return []
+        prompts = [build_prompt(x, need, seed=self.seed, tokenizer=self.tokenizer) for x in instances]
+        params = SamplingParams(max_new_tokens=self.max_new_tokens, temperature=0.0, n=1, seed=self.seed)
+        shown = [p.shown_ids for p in prompts] if self.constrained else None
+        outputs = self.backend.generate([p.text for p in prompts], params, candidate_ids=shown)
+        rankings = []
+        for x, prompt, gens in zip(instances, prompts, outputs, strict=True):
+            text = gens[0].text
+            parsed = parse_ranking(text, x.candidate_ids)
+            rankings.append(Ranking(instance_id=x.instance_id, item_ids=parsed.emitted_ids, raw_output=text,
+                                    parsed=parsed.parsed, prompt=prompt.text, extra=dict(self.extra)))
+        return rankings
+
+
+def read_run(out_dir: Path) -> dict[str, Any]:
+    """The ``run.json`` of a training output directory (``{}`` when absent)."""
+    path = Path(out_dir) / RUN_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+class TrainedPolicyRanker:
+    """Registry factory of the trained methods: a saved policy, loaded on first use per need."""
+
+    def __init__(self, ctx: RankerContext) -> None:
+        opts = ctx.options
+        self.method = str(opts.get("method", "flexrec"))
+        self.name = str(opts.get("registry_name", self.method))
+        self.dataset = ctx.dataset.name
+        self.seed = ctx.seed
+        self.train_need = opts.get("train_need")
+        self.max_new_tokens = int(opts.get("max_new_tokens", 256))
+        self.constrained = bool(opts.get("constrained", False))
+        self.device = str(opts.get("device", "auto"))
+        self.batch_size = int(opts.get("batch_size", 4))
+        explicit = opts.get("checkpoint")
+        self.explicit = Path(explicit) if explicit else None
+        self.root = checkpoints_dir() / self.name / self.dataset
+        self._loaded: dict[Path, PolicyRanker] = {}
+        if self.explicit is not None and not _policy_dir(self.explicit).exists():
+            raise RankerUnavailable(f"no checkpoint at {self.explicit}; run `flexbench train {self.method} "
+                                    f"--dataset {self.dataset} --out {self.explicit}`")
+        if self.explicit is None and not any(self.root.glob(f"*/{_POLICY}/config.json")):
+            raise RankerUnavailable(f"no checkpoint at {self.root}/; run `flexbench train {self.method} "
+                                    f"--dataset {self.dataset} --need N`")
+
+    def checkpoint_for(self, need: str) -> Path:
+        """The training output directory used for test need ``need`` (module docstring)."""
+        if self.explicit is not None:
+            return self.explicit.parent if self.explicit.name == _POLICY else self.explicit
+        tags = [self.train_need] if self.train_need else [need, "all"]
+        for tag in tags:
+            if _policy_dir(self.root / tag).exists():
+                return self.root / tag
+        raise RankerUnavailable(f"no checkpoint at {self.root / tags[0]}; run `flexbench train {self.method} "
+                                f"--dataset {self.dataset} --need {tags[0]}`"
+                                + (" (or --needs all)" if not self.train_need else ""))
+
+    def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
+        """Rank with the policy trained for ``need`` (or the one named by the options)."""
+        out_dir = self.checkpoint_for(need.name)
+        if out_dir not in self._loaded:
+            self._loaded[out_dir] = self._load(out_dir)
+        return self._loaded[out_dir].rank(instances, need)
+
+    def _load(self, out_dir: Path) -> PolicyRanker:
+        from flexbench.llm.backends import TransformersBackend
+        from flexbench.llm.models import load_model_and_tokenizer
+
+        run = read_run(out_dir)
+        model, tokenizer = load_model_and_tokenizer(str(_policy_dir(out_dir)), device=self.device)
+        needs = run.get("needs") or []
+        train_need = "all" if run.get("joint") else "+".join(needs) or out_dir.name
+        backend = TransformersBackend(model, tokenizer, batch_size=self.batch_size)
+        return PolicyRanker(self.name, backend, tokenizer, max_new_tokens=self.max_new_tokens,
+                            constrained=self.constrained, seed=self.seed,
+                            extra={"train_need": train_need, "checkpoint": str(out_dir)})
+
+
+_POLICY = "policy"
+
+
+def _policy_dir(path: Path) -> Path:
+    path = Path(path)
+    return path if path.name == _POLICY and (path / "config.json").exists() else path / _POLICY

@@ -1,0 +1,182 @@
+"""``flexbench train <policy method>``: assemble config, data, gains, model and loop, then train.
+
+:func:`train_policy` is the trainer-table target of ``flexrec``, ``rec-r1``,
+``rank-grpo``, ``tallrec`` and the ablations. It
+
+1. builds :class:`~flexbench.train.config.TrainConfig` from the preset, the
+   method's own overrides (TALLRec: LoRA, lr 1e-4), then ``--config``/``--set``,
+   then ``--model``/``--seed``;
+2. opens the dataset (``flexrec-dense`` trains on ``<dataset>-dense``) and one
+   gain provider per training need (:func:`flexbench.train.gains.make_gain_provider`);
+3. makes sure the critic exists when the method's gains need it for an
+   engagement need: the one checkpoint under ``<data>/checkpoints/critic/<dataset>/``
+   is used; when there is none it is trained first with the critic's defaults
+   (``auto_critic``, default on; with ``--set auto_critic=false`` a clear error
+   names ``flexbench train critic --dataset D`` instead);
+4. loads the policy (float32 master weights; bf16 autocast on GPU), LoRA when
+   configured, the frozen reference for the KL term, the rollout backend, the
+   validator, and runs :class:`~flexbench.train.loop.PolicyTrainer`.
+
+Single-need training passes one need; joint training (``--needs all``) passes
+every need of the dataset and draws a need per prompt. Testing a policy
+trained on one need on the others is evaluation only (``flexbench eval METHOD
+--need N --set train_need=interest``). ``run.json`` in the output directory
+records ``{"method", "dataset", "needs", "label", "model", "joint", "config"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flexbench.errors import FlexBenchError
+from flexbench.trainers import TrainRequest
+from flexbench.train.config import TrainConfig
+from flexbench.train.methods import Algorithm, MethodSpec, get_method
+
+RUN_FILE = "run.json"
+
+
+def build_config(method: MethodSpec, request: TrainRequest) -> TrainConfig:
+    """Config of ``request``: preset < method overrides < options < ``--model``/``--seed``."""
+    options = {k: v for k, v in request.options.items() if k != "method"}
+    preset = options.pop("preset", None)
+    merged = {**({"preset": preset} if preset else {}), **method.config, **options}
+    return TrainConfig.from_options(merged, model=request.model, seed=request.seed)
+
+
+def train_policy(request: TrainRequest) -> Path:
+    """Train the policy of ``request`` and return its output directory (see the module docstring)."""
+    import torch
+
+    from flexbench.catalog import open_dataset
+    from needs.base import DATASET_NEEDS, get_need
+
+    method = get_method(str(request.options.get("method", request.method)))
+    cfg = build_config(method, request)
+    dataset = open_dataset(_train_dataset_name(request.dataset, method))
+    needs = [get_need(n) for n in request.needs]
+    gains = _gain_providers(dataset, [n.name for n in needs], method, cfg, request)
+    from flexbench.train.tasks import TaskSampler
+
+    tasks = TaskSampler(dataset.instances("train", limit=cfg.train_instances), needs, gains, seed=cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model, tokenizer = _load_policy(cfg)
+    out = Path(request.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    joint = len(needs) > 1 and set(request.needs) == set(DATASET_NEEDS.get(dataset.dataset, ()))
+    _write_run(out, method, request, cfg, joint)
+    from flexbench.train.loop import PolicyTrainer
+    from flexbench.train.rollout import make_backend
+
+    backend, sync = make_backend(cfg, model, tokenizer)
+    trainer = PolicyTrainer(cfg, method, model, tokenizer, tasks, out, backend=backend, sync=sync,
+                            reference=_reference(cfg, method, model),
+                            validator=_validator(dataset, needs, tokenizer, cfg))
+    return trainer.train(resume=request.resume)
+
+
+def _train_dataset_name(name: str, method: MethodSpec) -> str:
+    if not method.dense_data or name.endswith("-dense"):
+        return name
+    from flexbench.catalog import known_names
+
+    dense = f"{name}-dense"
+    if dense not in known_names():
+        raise FlexBenchError(f"{method.name} trains on a dense variant, and {name!r} has none "
+                             f"(known: {', '.join(n for n in known_names() if n.endswith('-dense'))})")
+    return dense
+
+
+def _gain_providers(dataset: Any, needs: list[str], method: MethodSpec, cfg: TrainConfig,
+                    request: TrainRequest) -> dict[str, Any]:
+    from flexbench.train.gains import ENGAGEMENT_NEEDS, make_gain_provider
+
+    critic = ensure_critic(dataset.name, cfg, request) if method.needs_critic and ENGAGEMENT_NEEDS & set(needs) \
+        else None
+    return {n: make_gain_provider(dataset, n, method.gain_signal, critic) for n in needs}
+
+
+def ensure_critic(dataset: str, cfg: TrainConfig, request: TrainRequest) -> Path:
+    """The critic checkpoint of ``dataset``; trained first when missing and ``cfg.auto_critic``."""
+    from flexbench.paths import checkpoints_dir
+    from flexbench.train.gains import default_critic_path
+    from flexbench.trainers import get_trainer
+
+    root = checkpoints_dir() / "critic" / dataset
+    if any(root.glob("*/critic.pt")):
+        return default_critic_path(dataset)
+    if not cfg.auto_critic:
+        raise FlexBenchError(f"{request.method} needs the critic of {dataset!r} and there is none under "
+                             f"{root}/; run `flexbench train critic --dataset {dataset}` first")
+    entry = get_trainer("critic")
+    tag = "+".join(request.needs)
+    critic_request = TrainRequest(method="critic", dataset=dataset, needs=request.needs, out_dir=root / tag,
+                                  seed=request.seed, resume=True, options=dict(entry.options))
+    return Path(entry.load()(critic_request))
+
+
+def _load_policy(cfg: TrainConfig) -> tuple[Any, Any]:
+    from flexbench.llm.models import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(cfg.model, dtype="float32", trainable=True)
+    return apply_lora_and_checkpointing(model, cfg), tokenizer
+
+
+def apply_lora_and_checkpointing(model: Any, cfg: TrainConfig) -> Any:
+    """Wrap ``model`` with LoRA adapters (``cfg.lora``) and turn on gradient checkpointing if asked."""
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if not cfg.lora:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    if cfg.gradient_checkpointing:
+        model.enable_input_require_grads()
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+class AdapterDisabled:
+    """The frozen reference of a LoRA policy: the same model with its adapters switched off."""
+
+    def __init__(self, peft_model: Any) -> None:
+        self.peft_model = peft_model
+
+    def __call__(self, **kwargs: Any) -> Any:
+        with self.peft_model.disable_adapter():
+            return self.peft_model(**kwargs)
+
+
+def _reference(cfg: TrainConfig, method: MethodSpec, model: Any) -> Any:
+    if method.algorithm is Algorithm.SFT or cfg.kl_coef == 0:
+        return None
+    if cfg.lora:
+        return AdapterDisabled(model)
+    from flexbench.llm.models import load_model_and_tokenizer
+
+    reference, _ = load_model_and_tokenizer(cfg.model, trainable=False)
+    return reference
+
+
+def _validator(dataset: Any, needs: list[Any], tokenizer: Any, cfg: TrainConfig) -> Any:
+    from flexbench.train.validation import PolicyValidator
+
+    sets = {}
+    for need in needs:
+        instances = dataset.instances("valid", limit=cfg.eval_instances)
+        if not instances:
+            return None
+        sets[need.name] = (need, instances, dataset.labels(need.name, "valid"))
+    return PolicyValidator(tokenizer, sets, max_new_tokens=cfg.eval_max_new_tokens or cfg.max_new_tokens,
+                           constrained=cfg.constrained, seed=cfg.seed)
+
+
+def _write_run(out: Path, method: MethodSpec, request: TrainRequest, cfg: TrainConfig, joint: bool) -> None:
+    run = {"method": method.name, "label": method.label, "dataset": request.dataset,
+           "needs": list(request.needs), "joint": joint, "train_need": "all" if joint else "+".join(request.needs),
+           "model": cfg.model, "config": cfg.to_dict()}
+    (out / RUN_FILE).write_text(json.dumps(run, indent=2, sort_keys=True))

@@ -1,0 +1,67 @@
+"""Periodic validation of the live policy: greedy rankings scored by the harness on valid instances.
+
+For each need, the policy ranks the first ``eval_instances`` valid instances
+with :class:`~flexbench.train.policy_ranker.PolicyRanker` (the same prompts,
+backend and parser as ``flexbench eval``), and
+:func:`flexbench.harness.score_batch` repairs and scores them. One line per
+need goes to ``metrics.jsonl``::
+
+    {"need", "n", "ndcg@5", "ndcg@10", "ndcg@30", "recall@5", ..., "reward_mean",
+     "parse_failure_rate", "invalid_rate", ...}
+
+``reward_mean`` is the mean sequence reward of those greedy outputs under the
+*true* labels: NDCG of the repaired list (cutoff K) plus the Rec-R1 format term
+(:func:`flexbench.train.rewards.sequence_rewards`), defined for every method
+and step, SFT included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from flexbench.harness import aggregate_rates, score_batch
+from flexbench.metrics import mean_metrics
+from flexbench.train.policy_ranker import PolicyRanker
+from flexbench.train.rewards import ideal_dcg, ndcg, sequence_rewards
+from flexbench.types import Instance, InstanceRecord, NeedLabels, NeedSpec
+
+
+class PolicyValidator:
+    """Callable ``(policy, step) -> lines``, as :class:`~flexbench.train.loop.PolicyTrainer` expects."""
+
+    def __init__(self, tokenizer: Any, sets: Mapping[str, tuple[NeedSpec, Sequence[Instance],
+                                                                 Mapping[str, NeedLabels]]],
+                 *, max_new_tokens: int, constrained: bool = False, seed: int = 0, batch_size: int = 8) -> None:
+        self.tokenizer, self.sets = tokenizer, dict(sets)
+        self.max_new_tokens, self.constrained, self.seed = max_new_tokens, constrained, seed
+        self.batch_size = batch_size
+
+    def __call__(self, policy: Any, step: int) -> list[dict[str, Any]]:
+        from flexbench.llm.backends import TransformersBackend
+
+        backend = TransformersBackend(policy, self.tokenizer, batch_size=self.batch_size)
+        ranker = PolicyRanker("policy", backend, self.tokenizer, max_new_tokens=self.max_new_tokens,
+                              constrained=self.constrained, seed=self.seed)
+        lines = []
+        for name, (need, instances, labels) in self.sets.items():
+            records = score_batch(instances, ranker.rank(instances, need), labels, seed=self.seed, strict=False)
+            lines.append({"need": name, "n": len(records), **mean_metrics([r.metrics for r in records]),
+                          "reward_mean": float(np.mean(validation_rewards(records, labels))),
+                          **aggregate_rates(records)})
+        return lines
+
+
+def validation_rewards(records: Sequence[InstanceRecord], labels: Mapping[str, NeedLabels]) -> np.ndarray:
+    """Sequence reward of each scored record under the true labels (module docstring)."""
+    out = []
+    for rec in records:
+        lab = labels[rec.instance_id]
+        gain = lab.gain_of()
+        ranked = np.array([[gain[i] for i in rec.repaired_ids]])
+        value = ndcg(ranked, ideal_dcg(np.array([lab.gains])))[0]
+        perm = rec.n_invalid == 0 and rec.n_duplicate == 0 and rec.n_padded == 0
+        out.append(sequence_rewards(np.array([value]), np.array([rec.parsed]), np.array([perm]))[0])
+    return np.asarray(out, dtype=np.float64)
