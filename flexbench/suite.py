@@ -24,6 +24,7 @@ from flexbench.types import RunKey, RunResult, Split
 SUITE_DATASETS: tuple[str, ...] = ("kuairec", "ml-1m", "esci")
 LIMITED_KINDS: frozenset[RankerKind] = frozenset({RankerKind.ZERO_SHOT, RankerKind.TRAINED})
 DEFAULT_LLM_LIMIT = 10
+LLM_BATCH_SIZE = 4  # small batches: progress and resume points every few generations
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,15 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
             continue
         for entry in REGISTRY.values():
             what = f"{entry.name} on {name}"
+            limited = entry.kind in LIMITED_KINDS
+            run_limit = llm_limit if limited and llm_limit else limit
+            config = {"ranker": entry.name, "options": {}, "seed": seed, "strict": strict}
+            stored = [_stored_complete(store, RunKey(entry.name, name, need), dataset, config, run_limit)
+                      for need in dataset.needs]
+            if not overwrite and all(stored):
+                report.ran.extend(r for r in stored if r is not None)
+                say(f"done {what}: stored runs are complete (use --overwrite to redo)")
+                continue
             try:
                 ranker = make_ranker(entry.name, dataset, seed=seed, options={})
             except RankerUnavailable as err:
@@ -134,16 +144,27 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
             except Exception as err:  # noqa: BLE001 - one broken method must not stop the suite
                 _note(report.failed, what, err, say, "FAIL")
                 continue
-            run_limit = llm_limit if entry.kind in LIMITED_KINDS and llm_limit else limit
             for need in dataset.needs:
                 request = EvalRequest(entry.name, name, need, limit=run_limit, seed=seed, strict=strict,
-                                      overwrite=overwrite)
+                                      overwrite=overwrite, batch_size=LLM_BATCH_SIZE if limited else 16)
                 try:
                     report.ran.append(run_eval(request, store=store, dataset=dataset, ranker=ranker,
                                                progress=progress))
                 except Exception as err:  # noqa: BLE001
                     _note(report.failed, f"{what}/{need}", err, say, "FAIL")
     return report
+
+
+def _stored_complete(store: ResultStore, key: RunKey, dataset: PreparedDataset, config: Mapping[str, Any],
+                     limit: int | None) -> RunResult | None:
+    """The stored run of ``key`` if it is complete and was made exactly as requested now."""
+    run = store.load_run(key)
+    if run is None or not run.complete:
+        return None
+    prov = run.provenance
+    same = (prov.get("config") == dict(config) and prov.get("data_fingerprint") == dataset.fingerprint
+            and prov.get("limit") == limit)
+    return run if same else None
 
 
 def _note(sink: list[tuple[str, str]], what: str, err: BaseException, say: Callable[[str], None],

@@ -66,6 +66,10 @@ def test_eval_all_skips_with_reasons(data_root: Path, tmp_path: Path, monkeypatc
     assert len(runs) == 9 and runs["llm-ish", "novelty"].n_instances == 3
     assert runs["llm-ish", "novelty"].provenance["limit"] == 3 and runs["random", "trend"].n_instances == 12
     assert "3/12" in (tmp_path / "lb" / "mock.md").read_text()
+    again = runner.invoke(app, ["eval", "--all", "--datasets", "mock", "--llm-limit", "3",
+                                "--markdown-dir", str(tmp_path / "lb")], terminal_width=200)
+    assert again.exit_code == 0 and "done random on mock: stored runs are complete" in again.output
+    assert "done llm-ish on mock" in again.output
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -10,7 +10,14 @@ from rich.console import Console
 
 from baselines.reference import CandidateOrderRanker, RandomRanker
 from flexbench.harness import evaluate
-from flexbench.leaderboard import MISSING, WORSE_MARK, build_boards, paired_pvalues, rich_tables, write_markdown
+from flexbench.leaderboard import (
+    MISSING,
+    WORSE_MARK,
+    build_boards,
+    paired_pvalues,
+    rich_tables,
+    write_markdown,
+)
 from flexbench.prepared import PreparedDataset
 from flexbench.ranker import RankerContext
 from flexbench.results import ResultStore

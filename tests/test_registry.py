@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from flexbench.prepared import PreparedDataset
-from flexbench.ranker import REGISTRY, Ranker, RankerContext, RankerKind, RankerUnavailable, build_ranker, get_entry
+from flexbench.ranker import (
+    REGISTRY,
+    Ranker,
+    RankerContext,
+    RankerKind,
+    RankerUnavailable,
+    build_ranker,
+    get_entry,
+)
 from flexbench.types import Ranking
 from needs.base import get_need
 
