@@ -13,7 +13,8 @@ the ``data`` folder itself) with
   such as ``"[27, 9]"`` (tags 0..30), returned as ``list[int]``.
 * ``kuairec_caption_category.csv``: captions and the three-level category
   path. Some captions hold a bare carriage return, so the file is read with
-  ``lineterminator="\\n"``; ``topic_tag`` is an unquoted list ``[a,b]``;
+  ``lineterminator="\\n"``; ``topic_tag`` is a list ``[a,b]`` of unquoted words (not a
+  Python literal);
   ``-124`` and ``UNKNOWN`` mean missing (returned as ``<NA>``).
 * ``user_features.csv`` (integer columns written as floats where values are
   missing) and, where present, ``item_daily_features.csv``.

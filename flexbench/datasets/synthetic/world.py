@@ -8,8 +8,8 @@ move along the ring or towards their taste. Each step a user
 
 1. with probability ``p_successor`` consumes the strongest unconsumed
    successor of their previous item (item-to-item transitions),
-2. else with probability ``p_state`` a popular item of their current topic,
-3. else an item drawn by global popularity (feed noise, usually off-topic).
+2. else with probability ``p_state`` a uniformly drawn item of their current topic,
+3. else an item drawn by popularity^0.5 (feed noise, usually off-topic).
 
 An event is *in state* when its item's topic is the current topic. Engagement
 (watch ratio, rating) grows with being in state, with the user's taste for the
@@ -40,7 +40,11 @@ class WorldConfig:
     stay: float = 0.8
     p_successor: float = 0.45
     p_state: float = 0.35
-    taste_concentration: float = 0.4
+    taste_concentration: float = 0.25
+    ring: float = 0.3
+    pop_exponent: float = 0.6
+    state_pop_power: float = 0.0
+    noise_pop_power: float = 0.5
 
     def __post_init__(self) -> None:
         if min(self.n_users, self.n_items, self.n_topics) < 1:
@@ -83,7 +87,7 @@ def make_world(cfg: WorldConfig) -> World:
     rng.shuffle(topic)
     second = np.where(rng.random(n) < 0.3, (topic + rng.integers(1, t, n)) % t, -1)
     ranks = rng.permutation(n) + 1
-    popularity = 1.0 / ranks ** 0.9
+    popularity = 1.0 / ranks ** cfg.pop_exponent
     popularity /= popularity.sum()
     quality = 0.6 * (np.log(popularity) - np.log(popularity).mean()) / np.log(popularity).std() \
         + 0.8 * rng.standard_normal(n)
@@ -92,7 +96,7 @@ def make_world(cfg: WorldConfig) -> World:
     for i in range(n):
         same = by_topic[topic[i]][by_topic[topic[i]] != i]
         nxt = by_topic[(topic[i] + 1) % t]
-        pick = rng.choice(same, 2, replace=len(same) < 2, p=_norm(popularity[same]) if len(same) else None)
+        pick = rng.choice(same, 2, replace=len(same) < 2)
         successors[i] = (*pick, rng.choice(nxt))
     taste = rng.dirichlet(np.full(t, cfg.taste_concentration), cfg.n_users)
     return World(cfg, topic, second, popularity, quality, successors, taste)
@@ -119,7 +123,7 @@ def user_sequence(world: World, user: int, n_events: int, rng: np.random.Generat
     out, flags, prev = np.empty(n_events, np.int64), np.empty(n_events, bool), -1
     for step in range(n_events):
         if rng.random() > cfg.stay:
-            state = (state + 1) % cfg.n_topics if rng.random() < 0.5 else \
+            state = (state + 1) % cfg.n_topics if rng.random() < cfg.ring else \
                 int(rng.choice(cfg.n_topics, p=ring_or_taste))
         r = rng.random()
         pick = -1
@@ -129,10 +133,10 @@ def user_sequence(world: World, user: int, n_events: int, rng: np.random.Generat
         if pick < 0 and r < cfg.p_successor + cfg.p_state:
             cands = np.flatnonzero(allowed & (world.topic == state))
             if len(cands):
-                pick = int(rng.choice(cands, p=_norm(world.popularity[cands])))
+                pick = int(rng.choice(cands, p=_norm(world.popularity[cands] ** cfg.state_pop_power)))
         if pick < 0:
             cands = np.flatnonzero(allowed)
-            pick = int(rng.choice(cands, p=_norm(world.popularity[cands])))
+            pick = int(rng.choice(cands, p=_norm(world.popularity[cands] ** cfg.noise_pop_power)))
         flags[step] = world.topic[pick] == state
         out[step] = pick
         allowed[pick] = False
