@@ -10,6 +10,7 @@ so a corrupted file is never used. Archives are unpacked next to it.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import urllib.error
 import urllib.request
 import zipfile
@@ -87,9 +88,13 @@ def _stream(response, part: Path, mode: str, have: int, total: int | None, name:
             for block in iter(lambda: response.read(CHUNK), b""):
                 out.write(block)
                 bar.advance(task, len(block))
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, http.client.HTTPException) as err:
+            out.flush()
             raise FlexBenchError(f"download of {name} interrupted ({err}); rerun to resume from "
-                                 f"{part.stat().st_size if part.exists() else 0} bytes") from None
+                                 f"{part.stat().st_size} bytes") from None
+    if total is not None and part.stat().st_size < total:
+        raise FlexBenchError(f"download of {name} interrupted at {part.stat().st_size} of {total} bytes "
+                             f"(connection closed); rerun to resume")
 
 
 def _matches(path: Path, remote: Remote) -> bool:
