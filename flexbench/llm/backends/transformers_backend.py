@@ -72,7 +72,8 @@ class TransformersBackend:
         from transformers import LogitsProcessorList
 
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True,
-                             add_special_tokens=self.add_special_tokens).to(self.model.device)
+                             add_special_tokens=self.add_special_tokens)
+        enc = {k: enc[k].to(self.model.device) for k in ("input_ids", "attention_mask")}
         width = enc["input_ids"].shape[1]
         eos = self.eos_token_ids
         processors = LogitsProcessorList()
