@@ -38,8 +38,8 @@ def split_users(users: np.ndarray, seed: int, fractions: tuple[float, float, flo
         raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions}")
     uniq = np.unique(users)
     order = rng_for(seed, 11).permutation(len(uniq))
-    n_train = int(round(fractions[0] * len(uniq)))
-    n_valid = int(round(fractions[1] * len(uniq)))
+    n_train = round(fractions[0] * len(uniq))
+    n_valid = round(fractions[1] * len(uniq))
     labels = np.empty(len(uniq), dtype=object)
     labels[order[:n_train]] = Split.TRAIN.value
     labels[order[n_train:n_train + n_valid]] = Split.VALID.value

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 app = typer.Typer(help="Download, synthesise and prepare datasets.", no_args_is_help=True)
 
-_DATASET = typer.Argument(..., help="kuairec, ml-1m or esci")
+Dataset = Annotated[str, typer.Argument(help="kuairec, ml-1m or esci")]
 
 
 @app.command()
-def fetch(dataset: str = _DATASET,
-          dir: Path = typer.Option(None, "--dir", help="where to put the files [default: <data>/raw]"),
-          verify: bool = typer.Option(True, "--verify/--no-verify", help="check the published checksum"),
-          base_url: str = typer.Option(None, "--base-url", help="mirror serving the same file names")) -> None:
+def fetch(
+    dataset: Dataset,
+    dir: Annotated[Path | None, typer.Option("--dir", help="where to put the files [default: <data>/raw]")] = None,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="check the published checksum")] = True,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="mirror serving the same file names")] = None,
+) -> None:
     """Download the official files (progress bar, resume, checksum), unpack them and say where they went."""
     from flexbench.datasets.fetch import fetch as do_fetch
     from flexbench.paths import raw_dir
@@ -27,10 +30,12 @@ def fetch(dataset: str = _DATASET,
 
 
 @app.command()
-def sample(dataset: str = _DATASET,
-           out: Path = typer.Option(None, "--out", help="output folder [default: data/sample/<dataset>]"),
-           scale: str = typer.Option("small", "--scale", help="small (bundled) or full (official sizes)"),
-           seed: int = typer.Option(0, "--seed")) -> None:
+def sample(
+    dataset: Dataset,
+    out: Annotated[Path | None, typer.Option("--out", help="output folder [default: data/sample/<dataset>]")] = None,
+    scale: Annotated[str, typer.Option("--scale", help="small (bundled) or full (official sizes)")] = "small",
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
     """Write a synthetic dataset in the official file layout and formats."""
     from flexbench.datasets.synthetic import SCALES, writer
     from flexbench.errors import FlexBenchError
@@ -45,17 +50,21 @@ def sample(dataset: str = _DATASET,
 
 
 @app.command()
-def prepare(dataset: str = typer.Argument(..., help="kuairec, kuairec-dense, ml-1m or esci"),
-            raw_dir: Path = typer.Option(None, "--raw-dir", help="official files [default: bundled sample]"),
-            variant: str = typer.Option(None, "--variant", help="sparse or dense (KuaiRec training labels)"),
-            out_root: Path = typer.Option(None, "--out-root", help="[default: <data>/prepared]"),
-            encoder: str = typer.Option("all-MiniLM-L6-v2", "--encoder",
-                                        help="sentence-transformers model (ID or path), or 'hash'"),
-            n_train: int = typer.Option(5000, "--n-train"), n_valid: int = typer.Option(1000, "--n-valid"),
-            n_test: int = typer.Option(1000, "--n-test"), k: int = typer.Option(30, "--k"),
-            history_len: int = typer.Option(10, "--history-len"),
-            sparsity: float = typer.Option(0.1, "--sparsity", help="KuaiRec observable fraction"),
-            seed: int = typer.Option(0, "--seed")) -> None:
+def prepare(
+    dataset: Annotated[str, typer.Argument(help="kuairec, kuairec-dense, ml-1m or esci")],
+    raw_dir: Annotated[Path | None, typer.Option("--raw-dir", help="official files [default: bundled sample]")] = None,
+    variant: Annotated[str | None, typer.Option("--variant", help="sparse or dense (KuaiRec training labels)")] = None,
+    out_root: Annotated[Path | None, typer.Option("--out-root", help="[default: <data>/prepared]")] = None,
+    encoder: Annotated[str, typer.Option("--encoder", help="sentence-transformers model (ID or path), or 'hash'")]
+    = "all-MiniLM-L6-v2",
+    n_train: Annotated[int, typer.Option("--n-train")] = 5000,
+    n_valid: Annotated[int, typer.Option("--n-valid")] = 1000,
+    n_test: Annotated[int, typer.Option("--n-test")] = 1000,
+    k: Annotated[int, typer.Option("--k", help="candidates per instance")] = 30,
+    history_len: Annotated[int, typer.Option("--history-len")] = 10,
+    sparsity: Annotated[float, typer.Option("--sparsity", help="KuaiRec observable fraction")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
     """Build instances, candidates and need labels, and write the prepared dataset."""
     from flexbench.datasets.prepare import PrepareConfig, Timings
     from flexbench.datasets.prepare import prepare as do_prepare

@@ -23,6 +23,7 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -151,16 +152,15 @@ def read_dat(path: Path, names: Sequence[str], dtypes: Mapping[str, str], *, enc
         return pd.read_csv(io.BytesIO(text), sep="\x1f", header=None, names=list(names), dtype=dict(dtypes),
                            encoding=encoding, quoting=csv.QUOTE_NONE, engine="c", keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as err:
-        return _dat_error(path, text, names, dtypes, encoding, err)
+        _dat_error(path, text, names, dtypes, encoding, err)
 
 
 def _dat_error(path: Path, text: bytes, names: Sequence[str], dtypes: Mapping[str, str], encoding: str,
-               err: Exception) -> pd.DataFrame:
+               err: Exception) -> NoReturn:
     for number, raw_line in enumerate(text.split(b"\n"), start=1):
         fields = raw_line.decode(encoding, errors="replace").split("\x1f")
         for name, value in zip(names, fields, strict=False):
-            if dtypes.get(name, "str").startswith("int"):
-                if not value.strip().lstrip("-").isdigit():
-                    raise FlexBenchError(f"{path}, line {number}, field {name!r}: value {value!r}, "
-                                         f"expected an integer") from err
+            if dtypes.get(name, "str").startswith("int") and not value.strip().lstrip("-").isdigit():
+                raise FlexBenchError(f"{path}, line {number}, field {name!r}: value {value!r}, "
+                                     f"expected an integer") from err
     raise FlexBenchError(f"{path}: could not be parsed ({err})") from err

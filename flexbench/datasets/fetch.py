@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from flexbench.datasets.checksums import SOURCES, Remote
 from flexbench.errors import FlexBenchError

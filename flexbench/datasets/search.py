@@ -22,7 +22,7 @@ def query_table(joined: pd.DataFrame, seed: int, valid_fraction: float = 0.1) ->
     queries = joined.groupby("query_id", sort=True).agg(query=("query", "first"), split=("split", "first"))
     queries = queries.reset_index()
     train = np.flatnonzero(queries["split"].to_numpy() == "train")
-    held = rng_for(seed, 21).choice(train, int(round(valid_fraction * len(train))), replace=False)
+    held = rng_for(seed, 21).choice(train, round(valid_fraction * len(train)), replace=False)
     split = queries["split"].to_numpy(dtype=object).copy()
     split[held] = "valid"
     queries["split"] = split

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from flexbench.datasets.kuairec import CAPTION_COLUMNS, USER_SCHEMA
 from flexbench.datasets.synthetic._csv import write_matrix, write_rows
 from flexbench.datasets.synthetic.world import World, WorldConfig, event_times, make_world, user_sequence
-from flexbench.datasets.kuairec import CAPTION_COLUMNS, USER_SCHEMA
 
 START = 1_593_878_400  # 2020-07-05 00:00 Beijing time
 TOPICS = ("Food", "Pets", "Comedy", "Music", "Sports", "Travel", "Gaming", "Fashion", "Beauty", "Cars",
