@@ -61,8 +61,8 @@ class TrainConfig:
     """
 
     model: str = "smollm2"
-    steps: int = 6
-    prompts_per_step: int = 2
+    steps: int = 4
+    prompts_per_step: int = 1
     group_size: int = 4
     max_new_tokens: int = 160
     temperature: float = 1.0
@@ -77,7 +77,7 @@ class TrainConfig:
     entropy_coef: float = 0.005
     ppo_epochs: int = 1
     mini_batches: int = 1
-    micro_batch_size: int = 4
+    micro_batch_size: int = 2
     reward_cutoff: int | None = None
     uncertainty_clip: tuple[float, float] = (0.25, 4.0)
     adv_eps: float = 1e-6
@@ -101,11 +101,12 @@ class TrainConfig:
     engine: RolloutEngine = RolloutEngine.AUTO
     # data, validation, checkpoints
     train_instances: int | None = None
-    eval_every: int = 3
-    eval_instances: int = 8
+    eval_every: int = 2
+    eval_instances: int = 4
     eval_max_new_tokens: int | None = None
     save_every: int = 2
     auto_critic: bool = True
+    cpu_threads: int | None = None  # torch.set_num_threads on CPU; 1 is fastest on a busy shared machine
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -147,6 +148,8 @@ class TrainConfig:
             raise FlexBenchError("reward_cutoff must be >= 1 or null (the whole list)")
         if self.train_instances is not None and self.train_instances < 1:
             raise FlexBenchError("train_instances must be >= 1 or null (all)")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise FlexBenchError("cpu_threads must be >= 1 or null (torch's default)")
         if self.sft_warmup_steps is not None and self.sft_warmup_steps < 0:
             raise FlexBenchError("sft_warmup_steps must be >= 0 or null (the method's default)")
 

@@ -128,7 +128,7 @@ class PolicyTrainer:
             restored = load_checkpoint(self.out_dir, model=self.acc.unwrap_model(self.model),
                                        optimizer=self.optimizer, scheduler=self.scheduler,
                                        value_head=self.value_head)
-            self.progress = restored or Progress()
+            self.progress = restored or self.progress
         _truncate_metrics(self.out_dir / METRICS_FILE, self.progress.step)
         if self.progress.step == 0 and not _has_valid_line(self.out_dir / METRICS_FILE, 0):
             self._validate(0, [])

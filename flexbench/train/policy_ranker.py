@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from flexbench.paths import checkpoints_dir
+from flexbench.train.checkpoint import POLICY as _POLICY
 from flexbench.ranker import RankerContext, RankerUnavailable
 from flexbench.types import Instance, NeedSpec, Ranking
 
@@ -76,7 +77,7 @@ class TrainedPolicyRanker:
         self.name = str(opts.get("registry_name", self.method))
         self.dataset = ctx.dataset.name
         self.seed = ctx.seed
-        self.train_need = opts.get("train_need")
+        self._train_need_option = opts.get("train_need")
         self.max_new_tokens = int(opts.get("max_new_tokens", 256))
         self.constrained = bool(opts.get("constrained", False))
         self.device = str(opts.get("device", "auto"))
@@ -92,17 +93,28 @@ class TrainedPolicyRanker:
             raise RankerUnavailable(f"no checkpoint at {self.root}/; run `flexbench train {self.method} "
                                     f"--dataset {self.dataset} --need N`")
 
+    @property
+    def train_need(self) -> str | None:
+        """The training need(s) for provenance, when known before the test need is (else ``None``:
+        the policy trained on the test need itself is used)."""
+        if self._train_need_option:
+            return str(self._train_need_option)
+        if self.explicit is not None:
+            return read_run(self.checkpoint_for("")).get("train_need")
+        tags = {p.parent.parent.name for p in self.root.glob(f"*/{_POLICY}/config.json")}
+        return "all" if tags == {"all"} else None
+
     def checkpoint_for(self, need: str) -> Path:
         """The training output directory used for test need ``need`` (module docstring)."""
         if self.explicit is not None:
             return self.explicit.parent if self.explicit.name == _POLICY else self.explicit
-        tags = [self.train_need] if self.train_need else [need, "all"]
+        tags = [str(self._train_need_option)] if self._train_need_option else [need, "all"]
         for tag in tags:
             if _policy_dir(self.root / tag).exists():
                 return self.root / tag
         raise RankerUnavailable(f"no checkpoint at {self.root / tags[0]}; run `flexbench train {self.method} "
                                 f"--dataset {self.dataset} --need {tags[0]}`"
-                                + (" (or --needs all)" if not self.train_need else ""))
+                                + ("" if self._train_need_option else " (or --needs all)"))
 
     def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
         """Rank with the policy trained for ``need`` (or the one named by the options)."""
@@ -117,15 +129,11 @@ class TrainedPolicyRanker:
 
         run = read_run(out_dir)
         model, tokenizer = load_model_and_tokenizer(str(_policy_dir(out_dir)), device=self.device)
-        needs = run.get("needs") or []
-        train_need = "all" if run.get("joint") else "+".join(needs) or out_dir.name
+        train_need = run.get("train_need") or out_dir.name
         backend = TransformersBackend(model, tokenizer, batch_size=self.batch_size)
         return PolicyRanker(self.name, backend, tokenizer, max_new_tokens=self.max_new_tokens,
                             constrained=self.constrained, seed=self.seed,
                             extra={"train_need": train_need, "checkpoint": str(out_dir)})
-
-
-_POLICY = "policy"
 
 
 def _policy_dir(path: Path) -> Path:

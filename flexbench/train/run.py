@@ -61,6 +61,8 @@ def train_policy(request: TrainRequest) -> Path:
     from flexbench.train.tasks import TaskSampler
 
     tasks = TaskSampler(dataset.instances("train", limit=cfg.train_instances), needs, gains, seed=cfg.seed)
+    if cfg.cpu_threads is not None and not torch.cuda.is_available():
+        torch.set_num_threads(cfg.cpu_threads)
     torch.manual_seed(cfg.seed)
     model, tokenizer = _load_policy(cfg)
     out = Path(request.out_dir)
@@ -105,14 +107,13 @@ def ensure_critic(dataset: str, cfg: TrainConfig, request: TrainRequest) -> Path
     from flexbench.trainers import get_trainer
 
     root = checkpoints_dir() / "critic" / dataset
-    if any(root.glob("*/critic.pt")):
+    if any(root.glob("critic.pt")) or any(root.glob("*/critic.pt")):
         return default_critic_path(dataset)
     if not cfg.auto_critic:
         raise FlexBenchError(f"{request.method} needs the critic of {dataset!r} and there is none under "
                              f"{root}/; run `flexbench train critic --dataset {dataset}` first")
     entry = get_trainer("critic")
-    tag = "+".join(request.needs)
-    critic_request = TrainRequest(method="critic", dataset=dataset, needs=request.needs, out_dir=root / tag,
+    critic_request = TrainRequest(method="critic", dataset=dataset, needs=request.needs, out_dir=root,
                                   seed=request.seed, resume=True, options=dict(entry.options))
     return Path(entry.load()(critic_request))
 

@@ -1,0 +1,146 @@
+"""Methods as data, the config, and the credit each method gives to tokens."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flexbench.errors import FlexBenchError
+from flexbench.llm.labels import format_entry, label_map
+from flexbench.llm.parsing import decode_with_offsets, parse_ranking
+from flexbench.ranker import REGISTRY
+from flexbench.trainers import TRAINERS
+from flexbench.train.config import TrainConfig, load_preset
+from flexbench.train.credit import group_credit, reward_row
+from flexbench.train.methods import METHODS, Advantage, Algorithm, ItemReward, get_method
+from flexbench.train.rollout import credit_rollouts
+from flexbench.train.tasks import PromptTask, TaskSampler
+from policy_fixtures import TOY_IDS, TOY_NEED, ToyGains, smol_tokenizer, toy_instances
+
+__all__ = ["smol_tokenizer"]
+
+INTERFACE_LABELS = {"flexrec", "flexrec-noncausal", "flexrec-independent", "flexrec-rawcritic", "flexrec-userknn",
+                    "flexrec-itemknn", "flexrec-ppo", "flexrec-dense", "rec-r1", "rank-grpo", "tallrec", "sft"}
+
+
+def test_method_table_covers_the_interface_labels_and_the_paper_settings() -> None:
+    assert INTERFACE_LABELS <= set(METHODS)
+    assert {"flexrec-ppo-noncausal", "flexrec-ppo-independent", "ppo"} <= set(METHODS)
+    assert len({m.label for m in METHODS.values()}) == len(METHODS)
+    flexrec = METHODS["flexrec"]
+    assert (flexrec.item_reward, flexrec.advantage, flexrec.uncertainty) == (ItemReward.CAUSAL, Advantage.ITEM_GRPO,
+                                                                             True)
+    assert METHODS["rec-r1"].sft_warmup_steps == 25 and METHODS["rec-r1"].advantage is Advantage.SEQUENCE_GRPO
+    assert METHODS["rank-grpo"].item_reward is ItemReward.RANK_LEVEL
+    assert METHODS["tallrec"].algorithm is Algorithm.SFT and METHODS["tallrec"].config["lora"] is True
+    assert all(METHODS[m].uses_value_head for m in ("flexrec-ppo", "flexrec-ppo-noncausal", "ppo"))
+    assert not METHODS["flexrec-rawcritic"].uncertainty and METHODS["flexrec-rawcritic"].gain_signal == "raw-critic"
+
+
+def test_registry_and_trainer_table_name_existing_methods() -> None:
+    for name, entry in REGISTRY.items():
+        if entry.target.endswith("TrainedPolicyRanker"):
+            assert entry.options["method"] in METHODS, name
+    for name, entry in TRAINERS.items():
+        if entry.target.endswith("train_policy"):
+            assert entry.options["method"] in METHODS, name
+
+
+def test_unknown_method_suggests_close_names() -> None:
+    with pytest.raises(FlexBenchError, match="flexrec"):
+        get_method("flexrek")
+
+
+def test_config_defaults_follow_spec_and_validate() -> None:
+    cfg = TrainConfig()
+    assert (cfg.clip_eps, cfg.kl_coef, cfg.entropy_coef, cfg.lr) == (0.2, 0.01, 0.005, 1e-6)
+    assert (cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets) == (8, 16, 0.05, ("q_proj", "v_proj"))
+    assert not cfg.lora
+    with pytest.raises(FlexBenchError, match="group_size"):
+        TrainConfig(group_size=1)
+    with pytest.raises(FlexBenchError, match="mini_batches"):
+        TrainConfig(prompts_per_step=1, group_size=4, mini_batches=3)
+    with pytest.raises(FlexBenchError, match="Did you mean 'kl_coef'"):
+        TrainConfig.from_options({"kl_coeff": 0.1})
+
+
+def test_paper_preset_is_qwen_with_spec_group_size() -> None:
+    paper = TrainConfig.from_options({"preset": "paper"})
+    assert paper.model == "Qwen/Qwen2.5-3B-Instruct" and paper.group_size == 8 and paper.lr == 1e-6
+    assert load_preset("cpu")["model"] == "smollm2"
+    assert TrainConfig.from_options({"preset": "paper", "steps": 7}).steps == 7
+
+
+def _group(texts: list[str]) -> tuple[list, list]:
+    cands = TOY_IDS
+    gains, var = ToyGains().candidate_gains(toy_instances(1)[0], "interest")
+    parsed = [parse_ranking(t, cands) for t in texts]
+    rows = [reward_row(p, cands, gains, var, np.random.default_rng(i)) for i, p in enumerate(parsed)]
+    return rows, list(gains)
+
+
+def _answer(order: list[str]) -> str:
+    labels = label_map(TOY_IDS)
+    return "".join(format_entry(labels[c]) for c in order)
+
+
+def test_flexrec_ranks_credit_by_causal_swap_and_penalises_invalid_entries() -> None:
+    rows, gains = _group([_answer(["c0", "c1", "c2", "c3"]), _answer(["c2", "c0", "c1", "c3"]) + "[99]\n",
+                          _answer(["c3", "c2", "c1", "c0"])])
+    credit = group_credit(rows, np.array(gains), get_method("flexrec"))
+    best, mixed, worst = credit.entry_adv
+    assert best[0] > 0 > worst[0]                   # c0 first is credited, last-first is blamed
+    assert mixed[4] <= min(a.min() for a in (best, mixed[:4], worst)) + 1e-9  # invalid <= worst valid
+    assert credit.seq_adv[0] > credit.seq_adv[1] > credit.seq_adv[2]
+    # uncertainty weights: rollouts placing the uncertain c1 high are down-weighted
+    assert credit.weights[0] < credit.weights[2]
+
+
+def test_sequence_and_rank_methods_differ_only_in_credit() -> None:
+    rows, gains = _group([_answer(["c0", "c1", "c2", "c3"]), _answer(["c1", "c0", "c3", "c2"])])
+    seq = group_credit(rows, np.array(gains), get_method("rec-r1"))
+    np.testing.assert_allclose(seq.entry_adv[0], seq.seq_adv[0])       # one advantage per sequence
+    rank = group_credit(rows, np.array(gains), get_method("rank-grpo"))
+    assert rank.entry_adv[0][0] > 0 > rank.entry_adv[1][0]
+    np.testing.assert_allclose(rank.seq_reward, seq.seq_reward)
+    ppo = group_credit(rows, np.array(gains), get_method("flexrec-ppo"))
+    assert ppo.entry_reward[0][0] > 0 and np.allclose(ppo.final_reward, [0.1, 0.1])  # format term only
+
+
+def test_item_tokens_receive_item_advantages_and_others_the_sequence_advantage(smol_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    inst = toy_instances(1)[0]
+    g, v = ToyGains().candidate_gains(inst, "interest")
+    task = PromptTask(0, inst, TOY_NEED, g, v)
+    texts = ["Sure!\n" + _answer(["c0", "c1", "c2", "c3"]), "Hmm\n" + _answer(["c3", "c2", "c1", "c0"])]
+    completions = [smol_tokenizer(t, add_special_tokens=False)["input_ids"] + [smol_tokenizer.eos_token_id]
+                   for t in texts]
+    cfg = TrainConfig(model="tiny", seed=0)
+    rollouts = credit_rollouts(task, 0, [1, 2, 3], completions, smol_tokenizer, get_method("flexrec"), cfg, 0)
+    for r, ids in zip(rollouts, completions, strict=True):
+        text, offsets = decode_with_offsets(smol_tokenizer, ids)
+        parsed = parse_ranking(text, inst.candidate_ids)
+        for t, (start, end) in enumerate(offsets):
+            inside = [m for m, e in enumerate(parsed.entries) if min(end, e.span[1]) > max(start, e.span[0])]
+            if not inside:  # "Sure!", newlines between entries, EOS
+                assert r.advantages[t] == pytest.approx(r.advantages[-1])
+        assert len(r.advantages) == len(ids) and r.n_valid == 4 and r.parsed
+    # the first item token of the good rollout carries a positive item advantage, the bad one a negative
+    first = [next(t for t, (s, e) in enumerate(decode_with_offsets(smol_tokenizer, ids)[1]) if e > s and
+                  decode_with_offsets(smol_tokenizer, ids)[0][s:e].strip().startswith("["))
+             for ids in completions]
+    assert rollouts[0].advantages[first[0]] > 0 > rollouts[1].advantages[first[1]]
+
+
+def test_task_order_is_deterministic_and_joint_training_mixes_needs() -> None:
+    from flexbench.types import NeedSpec
+
+    other = NeedSpec("novelty", "Explore", "New topics first.")
+    gains = {TOY_NEED.name: ToyGains(), other.name: ToyGains()}
+    a = TaskSampler(toy_instances(5), [TOY_NEED, other], gains, seed=3)
+    b = TaskSampler(toy_instances(5), [TOY_NEED, other], gains, seed=3)
+    seq_a = [(t.instance.instance_id, t.need.name) for t in a.tasks(0, 20)]
+    assert seq_a == [(t.instance.instance_id, t.need.name) for t in b.tasks(0, 20)]
+    assert {n for _, n in seq_a} == {"interest", "novelty"}
+    # every epoch visits every instance once
+    assert sorted(i for i, _ in seq_a[:5]) == sorted(x.instance_id for x in toy_instances(5))
+    assert seq_a[7:12] == [(t.instance.instance_id, t.need.name) for t in b.tasks(7, 5)]

@@ -1,0 +1,52 @@
+"""Saved policies load as rankers: clear reason when missing, checkpoint resolution, train_need recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
+from flexbench.train.checkpoint import save_policy
+from needs.base import get_need
+from policy_fixtures import smol_tokenizer, tiny_policy
+
+__all__ = ["smol_tokenizer"]
+
+
+def _save(root: Path, tag: str, tokenizer, train_need: str) -> Path:  # type: ignore[no-untyped-def]
+    out = root / "checkpoints" / "flexrec" / "mock" / tag
+    save_policy(out, tiny_policy(tokenizer), tokenizer)
+    (out / "run.json").write_text(json.dumps({"method": "flexrec", "label": "flexrec", "dataset": "mock",
+                                              "needs": [train_need], "train_need": train_need}))
+    return out
+
+
+def test_missing_checkpoint_is_unavailable_with_the_command_to_run(data_root: Path, mock_dataset) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(RankerUnavailable, match=r"no checkpoint at .*flexrec/mock/; run `flexbench train "
+                                                r"flexrec --dataset mock --need N`"):
+        build_ranker("flexrec", RankerContext(mock_dataset))
+    with pytest.raises(RankerUnavailable, match="no checkpoint at /nowhere"):
+        build_ranker("flexrec", RankerContext(mock_dataset, options={"checkpoint": "/nowhere"}))
+
+
+def test_trained_policy_ranks_and_records_its_training_need(data_root: Path, mock_dataset,  # type: ignore[no-untyped-def]
+                                                            smol_tokenizer) -> None:
+    _save(data_root, "interest", smol_tokenizer, "interest")
+    _save(data_root, "all", smol_tokenizer, "all")
+    ranker = build_ranker("flexrec", RankerContext(mock_dataset, options={"constrained": True,
+                                                                          "max_new_tokens": 8}))
+    assert ranker.name == "flexrec" and ranker.train_need is None
+    instances = mock_dataset.instances("test", limit=2)
+    out = ranker.rank(instances, get_need("interest"))
+    assert [r.instance_id for r in out] == [x.instance_id for x in instances]
+    for r, x in zip(out, instances, strict=True):
+        assert sorted(r.item_ids) == sorted(x.candidate_ids)  # constrained: a permutation
+        assert r.parsed and r.raw_output and r.prompt
+        assert r.extra["train_need"] == "interest"
+    # no novelty checkpoint: the jointly trained policy is used
+    assert ranker.checkpoint_for("novelty").name == "all"
+    # train-on-interest, test-on-novelty through the train_need option
+    cross = build_ranker("flexrec", RankerContext(mock_dataset, options={"train_need": "interest"}))
+    assert cross.checkpoint_for("novelty").name == "interest" and cross.train_need == "interest"
