@@ -29,7 +29,7 @@ class _Files:
 
 def _handler(files: _Files) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        def do_GET(self) -> None:
             body = files.content.get(self.path.lstrip("/"))
             if body is None:
                 self.send_error(404)
