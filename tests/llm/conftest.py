@@ -44,3 +44,14 @@ def tiny_smol_model(smollm2_tokenizer):
 def mock_instances(mock_dataset: PreparedDataset) -> list[Instance]:
     """Six test-split instances of the mock dataset (K = 30)."""
     return mock_dataset.instances("test", limit=6)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run much faster on one thread on a shared 2-core machine (no OpenMP spinning)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
