@@ -50,6 +50,7 @@ class GPT4oRanker:
                                     f"(or name another one with --api-key-env) to run {endpoint.model}")
         self.settings = config_from_options(GPT4oSettings, ctx.options)
         self.name = str(ctx.options.get("registry_name", "gpt-4o"))
+        self.model = endpoint.model  # recorded in run provenance
         self.seed = ctx.seed
         self.backend = OpenAIBackend(endpoint, progress=self.settings.progress)
 

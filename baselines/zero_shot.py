@@ -60,6 +60,7 @@ class ZeroShotRanker:
         self.config = config_from_options(ZeroShotConfig, ctx.options)
         self.name = str(ctx.options.get("registry_name",
                                         "zero-shot-constrained" if self.config.constrained else "zero-shot"))
+        self.model = self.config.model  # the model reference, recorded in run provenance
         self.seed = ctx.seed
         self.cache_root = ctx.cache_dir
         self._backend = backend

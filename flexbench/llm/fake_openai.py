@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 _CANDIDATE_LINE = re.compile(r"^\[(\d+)\] ", re.MULTILINE)
 
@@ -71,7 +71,7 @@ class FakeOpenAIServer:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
+            def log_message(self, format: str, *args: Any) -> None:  # silence stderr
                 return
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
@@ -87,7 +87,7 @@ class FakeOpenAIServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
                     pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
+            def do_POST(self) -> None:  # http.server API
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 auth = self.headers.get("Authorization", "")
                 outcome = fake._next_outcome(body, auth)
@@ -111,7 +111,7 @@ class FakeOpenAIServer:
 
         return Handler
 
-    def start(self) -> FakeOpenAIServer:
+    def start(self) -> Self:
         """Start listening; returns ``self``."""
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -127,7 +127,7 @@ class FakeOpenAIServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> FakeOpenAIServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -42,7 +42,7 @@ def test_registry_rows_build_without_loading_a_model(mock_dataset: PreparedDatas
     constrained = build_ranker("zero-shot-constrained", ctx)
     assert (free.name, constrained.name) == ("zero-shot", "zero-shot-constrained")
     assert isinstance(free, ZeroShotRanker) and not free.config.constrained and constrained.config.constrained
-    assert free.config.max_new_tokens == 64 and free.config.model == "some/model"
+    assert free.config.max_new_tokens == 64 and free.model == "some/model"
     with pytest.raises(FlexBenchError, match="max_new_tokens"):
         ZeroShotRanker(RankerContext(mock_dataset, options={"max_new_tokens": "many"}))
     with pytest.raises(FlexBenchError, match="backend"):

@@ -13,8 +13,8 @@ from flexbench.llm.backends.transformers_backend import TransformersBackend
 from flexbench.llm.parsing import decode_text
 
 PROMPTS = ["<|im_start|>user\nRank [1] and [2].<|im_end|>\n<|im_start|>assistant\n",
-           "<|im_start|>user\nA much longer prompt so that padding happens on the left side.<|im_end|>\n"
-           "<|im_start|>assistant\n",
+           ("<|im_start|>user\nA much longer prompt so that padding happens on the left side.<|im_end|>\n"
+            "<|im_start|>assistant\n"),
            "<|im_start|>user\nThird.<|im_end|>\n<|im_start|>assistant\n"]
 
 

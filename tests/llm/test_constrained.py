@@ -53,7 +53,7 @@ def _check_permutations(backend: TransformersBackend, instances: list[Instance],
 def test_tiny_model_smollm2_tokenizer_always_emits_a_permutation(
         tiny_smol_model, smollm2_tokenizer, mock_instances: list[Instance], params: SamplingParams) -> None:
     backend = TransformersBackend(tiny_smol_model, smollm2_tokenizer, batch_size=3)
-    _check_permutations(backend, mock_instances, params, smollm2_tokenizer)
+    _check_permutations(backend, mock_instances[: 6 if params.greedy else 3], params, smollm2_tokenizer)
 
 
 def test_tiny_model_wordpiece_tokenizer_always_emits_a_permutation(

@@ -31,8 +31,8 @@ CORPUS: list[tuple[str, str, list[int] | None, list[str] | None]] = [
     ("json strings", '["3", "7", "12"]', [3, 7, 12], None),
     ("json bracketed strings", '{"ranking": ["[3]", "[7]", "[12]"]}', [3, 7, 12], None),
     ("pretty json", '{\n  "ranking": [\n    "[3]",\n    "[7]",\n    "[12]"\n  ]\n}', [3, 7, 12], None),
-    ("reasoning then marker", "The user likes pets, so [5] and [9] look good, but [2] less.\n\n"
-     "Answer:\n[3]\n[7]\n[12]", [3, 7, 12], None),
+    ("reasoning then marker", ("The user likes pets, so [5] and [9] look good, but [2] less.\n\n"
+                               "Answer:\n[3]\n[7]\n[12]"), [3, 7, 12], None),
     ("reasoning with a list before the final answer",
      "Candidates about pets: [5], [9], [11], [14].\n\n### Final answer\n1. [3]\n2. [7]", [3, 7], None),
     ("reasoning without marker", "I think [5] is fun and [9] is great.\n[3]\n[7]\n[12]\n[1]", [3, 7, 12, 1], None),

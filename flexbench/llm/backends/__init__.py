@@ -20,7 +20,8 @@ _LAZY = {
     "OpenAIConfig": "flexbench.llm.backends.openai_backend",
 }
 
-__all__ = ["Generation", "GenerationBackend", "SamplingParams", *_LAZY]
+__all__ = ["Generation", "GenerationBackend", "OpenAIBackend", "OpenAIConfig", "SamplingParams",
+           "TransformersBackend", "VLLMBackend"]
 
 
 def __getattr__(name: str) -> Any:
