@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pytest
 
+from baselines.reference import RandomRanker
+from flexbench.harness import evaluate
 from flexbench.metrics import (
     METRIC_NAMES,
     batch_arrays,
@@ -23,7 +25,10 @@ from flexbench.metrics import (
     recall_at,
     score_rankings,
 )
-from flexbench.types import NeedLabels
+from flexbench.prepared import PreparedDataset
+from flexbench.ranker import RankerContext
+from flexbench.types import Candidate, Instance, NeedLabels, Split
+from needs.base import get_need
 
 
 def labels(gains: list[float], relevant: set[str] | None = None, iid: str = "q0000") -> NeedLabels:
@@ -89,17 +94,21 @@ def test_score_rankings_mixed_widths_and_foreign_ids() -> None:
     assert foreign["mrr@5"] == 0.5 and foreign["ndcg@5"] == pytest.approx(1 / math.log2(3))
 
 
-def test_random_recall_matches_analytic_expectation() -> None:
-    """Recall@5 of a uniform permutation with |R| = 5 among K = 30 has mean 5/30."""
-    rng = np.random.default_rng(0)
+def test_random_ranker_recall_matches_analytic_expectation(mock_dataset: PreparedDataset) -> None:
+    """RandomRanker through the harness: Recall@5 with |R| = 5 among K = 30 has mean 5/30."""
     n, k = 1000, 30
-    relevant = np.zeros((n, k), dtype=bool)
-    relevant[:, :5] = True
-    ranked = np.stack([relevant[i, rng.permutation(k)] for i in range(n)])
-    recall = recall_at(ranked, np.full(n, 5.0), 5)
+    ids = tuple(f"i{j:04d}" for j in range(k))
+    instances = [Instance(f"q{b:04d}", "synthetic", Split.TEST, tuple(Candidate(i, i) for i in ids),
+                          query="q") for b in range(n)]
+    gains = tuple([1.0] * 5 + [0.0] * (k - 5))
+    labs = {x.instance_id: NeedLabels(x.instance_id, "interest", ids, gains, frozenset(ids[:5]))
+            for x in instances}
+    ranker = RandomRanker(RankerContext(mock_dataset, seed=0))
+    result = evaluate(ranker, instances, labs, get_need("interest"), batch_size=250)
     # hits ~ hypergeometric(30, 5, 5): variance 5 * (5/30) * (25/30) * (25/29); recall = hits / 5
     sd = math.sqrt(5 * (5 / 30) * (25 / 30) * (25 / 29)) / 5 / math.sqrt(n)
-    assert abs(recall.mean() - 5 / 30) < 4 * sd
+    assert abs(result.metrics["recall@5"] - 5 / 30) < 4 * sd
+    assert result.metrics["precision@5"] == pytest.approx(result.metrics["recall@5"])  # |R| = k = 5
 
 
 # ---- ranx: integer cross-check and the float-truncation pin ----------------------------------------

@@ -11,7 +11,9 @@ Examples::
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,6 +60,16 @@ def show_leaderboard(dataset: str | None, markdown_dir: Path | None, datasets: l
     if markdown_dir is not None:
         for path in write_markdown(boards, markdown_dir):
             console.print(f"wrote {path}")
+
+
+@contextlib.contextmanager
+def _resumable() -> Iterator[None]:
+    """Turn Ctrl-C into a one-line note: every finished batch is stored, a rerun resumes."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _console().print("interrupted: finished batches are stored; rerun the same command to resume")
+        raise typer.Exit(130) from None
 
 
 def _split_names(values: list[str] | None) -> list[str] | None:
@@ -124,12 +136,14 @@ def register(app: typer.Typer) -> None:
         if all_:
             if ranker is not None:
                 raise FlexBenchError("give either a RANKER or --all, not both")
-            _eval_all(datasets, limit, llm_limit, seed, strict, overwrite, markdown_dir)
+            with _resumable():
+                _eval_all(datasets, limit, llm_limit, seed, strict, overwrite, markdown_dir)
             return
         if ranker is None or dataset is None:
             raise FlexBenchError("usage: flexbench eval RANKER --dataset D [--need N], or flexbench eval --all")
-        _eval_one(ranker, dataset, need, split, limit, seed, strict, overwrite,
-                  ranker_options(model, checkpoint, base_url, set_), batch_size)
+        with _resumable():
+            _eval_one(ranker, dataset, need, split, limit, seed, strict, overwrite,
+                      ranker_options(model, checkpoint, base_url, set_), batch_size)
 
     @app.command("leaderboard")
     def leaderboard(
