@@ -129,7 +129,9 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def test_kill_9_then_rerun_gives_the_uninterrupted_aggregate(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130)],
+                         ids=["kill-9", "ctrl-c"])
+def test_interrupt_then_rerun_gives_the_uninterrupted_aggregate(tmp_path: Path, sig: int, code: int) -> None:
     script = tmp_path / "slow_eval.py"
     script.write_text(SCRIPT)
     whole, cut = tmp_path / "whole", tmp_path / "cut"
@@ -141,9 +143,9 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_aggregate(tmp_path: Path) -> 
     deadline = time.monotonic() + 60
     while len(_lines(jsonl)) < 12 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(sig)
     proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == code, proc.stderr.read().decode()
     assert 12 <= len(_lines(jsonl)) < 96
     assert not ResultStore(cut / "results").load_run(KEY).complete
 
