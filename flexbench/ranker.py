@@ -144,6 +144,27 @@ REGISTRY: dict[str, RankerEntry] = _entries(
     RankerEntry("flexrec", _TRAINED, _K.TRAINED,
                 "FlexRec: causal swap item rewards, uncertainty-aware critic, GRPO.",
                 {"method": "flexrec"}),
+    # ablations of the paper's Tables 7-9 and the SFT baseline (flexbench/train/methods.py)
+    RankerEntry("sft", _TRAINED, _K.TRAINED, "Full-parameter SFT on the optimal ranked list.", {"method": "sft"}),
+    RankerEntry("flexrec-noncausal", _TRAINED, _K.TRAINED, "FlexRec ablation: non-causal swap reward.",
+                {"method": "flexrec-noncausal"}),
+    RankerEntry("flexrec-independent", _TRAINED, _K.TRAINED, "FlexRec ablation: independent contribution.",
+                {"method": "flexrec-independent"}),
+    RankerEntry("flexrec-rawcritic", _TRAINED, _K.TRAINED, "FlexRec ablation: raw critic, no uncertainty.",
+                {"method": "flexrec-rawcritic"}),
+    RankerEntry("flexrec-userknn", _TRAINED, _K.TRAINED, "FlexRec ablation: User-KNN imputed rewards.",
+                {"method": "flexrec-userknn"}),
+    RankerEntry("flexrec-itemknn", _TRAINED, _K.TRAINED, "FlexRec ablation: Item-KNN imputed rewards.",
+                {"method": "flexrec-itemknn"}),
+    RankerEntry("flexrec-dense", _TRAINED, _K.TRAINED, "FlexRec trained on dense KuaiRec labels.",
+                {"method": "flexrec-dense"}),
+    RankerEntry("flexrec-ppo", _TRAINED, _K.TRAINED, "PPO (value head + GAE) on causal swap rewards.",
+                {"method": "flexrec-ppo"}),
+    RankerEntry("flexrec-ppo-noncausal", _TRAINED, _K.TRAINED, "PPO on non-causal swap rewards.",
+                {"method": "flexrec-ppo-noncausal"}),
+    RankerEntry("flexrec-ppo-independent", _TRAINED, _K.TRAINED, "PPO on independent-contribution rewards.",
+                {"method": "flexrec-ppo-independent"}),
+    RankerEntry("ppo", _TRAINED, _K.TRAINED, "PPO on the sequence reward.", {"method": "ppo"}),
 )
 
 

@@ -64,6 +64,12 @@ TRAINERS: dict[str, TrainerEntry] = {e.name: e for e in (
     TrainerEntry("rec-r1", _POLICY, "Rec-R1: SFT warm-up then sequence-level GRPO.", {"method": "rec-r1"}),
     TrainerEntry("rank-grpo", _POLICY, "Rank-GRPO: per-rank advantages.", {"method": "rank-grpo"}),
     TrainerEntry("tallrec", _POLICY, "TALLRec: LoRA SFT on the optimal list.", {"method": "tallrec"}),
+    # ablations (paper Tables 7-9) and the SFT baseline; see flexbench/train/methods.py
+    *(TrainerEntry(name, _POLICY, f"Policy training method {name!r} (flexbench/train/methods.py).",
+                   {"method": name})
+      for name in ("sft", "flexrec-noncausal", "flexrec-independent", "flexrec-rawcritic", "flexrec-userknn",
+                   "flexrec-itemknn", "flexrec-dense", "flexrec-ppo", "flexrec-ppo-noncausal",
+                   "flexrec-ppo-independent", "ppo")),
 )}
 
 

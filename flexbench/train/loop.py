@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +163,7 @@ class PolicyTrainer:
     def step(self) -> dict[str, Any]:
         """One optimizer step of the current phase; advances :attr:`progress`."""
         step = self.progress.step
+        started = time.perf_counter()
         torch.manual_seed(int(stable_rng("train-step", self.cfg.seed, step, self.acc.process_index)
                               .integers(2**62)))
         if step < self.warmup_steps:
@@ -169,7 +171,7 @@ class PolicyTrainer:
         else:
             info = self._rl_step()
         self.scheduler.step()
-        return info
+        return {**info, "seconds": time.perf_counter() - started}
 
     # ------------------------------------------------------------------- phases
     def _draw(self, count: int) -> list[Any]:

@@ -126,3 +126,38 @@ def toy_trainer(tokenizer, out: Path, *, method: str = "flexrec", model=None, va
     backend = TransformersBackend(model, tokenizer, batch_size=2)
     return PolicyTrainer(cfg, get_method(method), model, tokenizer, tasks, out, backend=backend,
                          reference=reference, validator=validator, accelerator=accelerator, progress=False)
+
+
+def _toy_corpus() -> list[str]:
+    from flexbench.llm.labels import format_entry, label_map
+    from flexbench.llm.prompts import build_prompt
+
+    texts = []
+    for split in (Split.TRAIN, Split.VALID):
+        for x in toy_instances(6, split):
+            for seed in range(3):
+                texts.append(build_prompt(x, TOY_NEED, seed=seed).text)
+    labels = label_map(TOY_IDS)
+    texts += ["".join(format_entry(labels[c]) for c in TOY_IDS)] * 20
+    return texts
+
+
+@pytest.fixture(scope="session")
+def toy_tokenizer():  # type: ignore[no-untyped-def]
+    """A byte-level BPE tokenizer (vocab 400) trained on the toy prompts: tiny models stay cheap.
+
+    SmolLM2's 49k-entry vocabulary dominates a hidden-32 model's cost (output
+    layer, sampling, entropy); the loop tests only need *a* real BPE tokenizer.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|pad|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_toy_corpus(), trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|pad|>")
+    fast.padding_side = "left"
+    return fast

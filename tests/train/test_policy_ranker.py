@@ -10,9 +10,9 @@ import pytest
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
 from flexbench.train.checkpoint import save_policy
 from needs.base import get_need
-from policy_fixtures import smol_tokenizer, tiny_policy
+from policy_fixtures import toy_tokenizer, tiny_policy
 
-__all__ = ["smol_tokenizer"]
+__all__ = ["toy_tokenizer"]
 
 
 def _save(root: Path, tag: str, tokenizer, train_need: str) -> Path:  # type: ignore[no-untyped-def]
@@ -32,9 +32,9 @@ def test_missing_checkpoint_is_unavailable_with_the_command_to_run(data_root: Pa
 
 
 def test_trained_policy_ranks_and_records_its_training_need(data_root: Path, mock_dataset,  # type: ignore[no-untyped-def]
-                                                            smol_tokenizer) -> None:
-    _save(data_root, "interest", smol_tokenizer, "interest")
-    _save(data_root, "all", smol_tokenizer, "all")
+                                                            toy_tokenizer) -> None:
+    _save(data_root, "interest", toy_tokenizer, "interest")
+    _save(data_root, "all", toy_tokenizer, "all")
     ranker = build_ranker("flexrec", RankerContext(mock_dataset, options={"constrained": True,
                                                                           "max_new_tokens": 8}))
     assert ranker.name == "flexrec" and ranker.train_need is None

@@ -10,9 +10,9 @@ import torch
 
 from flexbench.train.checkpoint import CHECKPOINT, load_checkpoint
 from flexbench.train.loop import METRICS_FILE, read_metrics
-from policy_fixtures import smol_tokenizer, tiny_policy, toy_trainer
+from policy_fixtures import toy_tokenizer, tiny_policy, toy_trainer
 
-__all__ = ["smol_tokenizer"]
+__all__ = ["toy_tokenizer"]
 
 
 class _InterruptAt:
@@ -28,26 +28,26 @@ class _InterruptAt:
 
 
 @pytest.mark.parametrize("method", ["flexrec", "flexrec-ppo"])
-def test_resume_after_interruption_matches_uninterrupted_run(smol_tokenizer, tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_resume_after_interruption_matches_uninterrupted_run(toy_tokenizer, tmp_path: Path,  # type: ignore[no-untyped-def]
                                                              method: str) -> None:
     steps = 4
     common = dict(method=method, steps=steps, eval_every=1, save_every=2, mini_batches=2)
-    base = tiny_policy(smol_tokenizer)
+    base = tiny_policy(toy_tokenizer)
 
     full_model = copy.deepcopy(base)
-    full = toy_trainer(smol_tokenizer, tmp_path / "full", model=full_model, reference=copy.deepcopy(base).eval(),
+    full = toy_trainer(toy_tokenizer, tmp_path / "full", model=full_model, reference=copy.deepcopy(base).eval(),
                        validator=_InterruptAt(-1), **common)
     full.train(resume=False)
 
     # run 1: Ctrl-C after step 3 -> the interrupt handler checkpoints step 3
-    first = toy_trainer(smol_tokenizer, tmp_path / "cut", model=copy.deepcopy(base),
+    first = toy_trainer(toy_tokenizer, tmp_path / "cut", model=copy.deepcopy(base),
                         reference=copy.deepcopy(base).eval(), validator=_InterruptAt(3), **common)
     with pytest.raises(KeyboardInterrupt):
         first.train(resume=False)
     assert (tmp_path / "cut" / CHECKPOINT).exists()
     # run 2: a fresh process would rebuild the model from the base weights and resume
     resumed_model = copy.deepcopy(base)
-    second = toy_trainer(smol_tokenizer, tmp_path / "cut", model=resumed_model,
+    second = toy_trainer(toy_tokenizer, tmp_path / "cut", model=resumed_model,
                          reference=copy.deepcopy(base).eval(), validator=_InterruptAt(-1), **common)
     ran: list[int] = []
     step_fn = second.step
@@ -65,10 +65,10 @@ def test_resume_after_interruption_matches_uninterrupted_run(smol_tokenizer, tmp
     assert rewards_cut == rewards_full  # same data order and samples, each step logged once
 
 
-def test_checkpoint_restores_step_position_and_optimizer(smol_tokenizer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    trainer = toy_trainer(smol_tokenizer, tmp_path, steps=2, save_every=1, kl_coef=0.0)
+def test_checkpoint_restores_step_position_and_optimizer(toy_tokenizer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    trainer = toy_trainer(toy_tokenizer, tmp_path, steps=2, save_every=1, kl_coef=0.0)
     trainer.train(resume=False)
-    fresh = toy_trainer(smol_tokenizer, tmp_path, steps=2, kl_coef=0.0)
+    fresh = toy_trainer(toy_tokenizer, tmp_path, steps=2, kl_coef=0.0)
     progress = load_checkpoint(tmp_path, model=fresh.model, optimizer=fresh.optimizer,
                                scheduler=fresh.scheduler)
     assert progress is not None and (progress.step, progress.position) == (2, 4)

@@ -14,9 +14,9 @@ from flexbench.train.loop import METRICS_FILE, read_metrics
 from flexbench.train.run import apply_lora_and_checkpointing
 from flexbench.train.sft import answer_text, sft_loss, sft_step, task_examples
 from flexbench.train.tasks import TaskSampler
-from policy_fixtures import TOY_NEED, ToyGains, smol_tokenizer, tiny_policy, toy_instances, toy_trainer
+from policy_fixtures import TOY_NEED, ToyGains, toy_tokenizer, tiny_policy, toy_instances, toy_trainer
 
-__all__ = ["smol_tokenizer"]
+__all__ = ["toy_tokenizer"]
 
 
 def _tasks(n: int = 4) -> list:
@@ -31,12 +31,12 @@ def test_target_is_the_optimal_list_in_the_prompt_answer_format() -> None:
     assert parsed.parsed and parsed.item_ids == task.optimal_ids()
 
 
-def test_sft_steps_lower_the_target_nll(smol_tokenizer) -> None:  # type: ignore[no-untyped-def]
-    model = tiny_policy(smol_tokenizer)
-    examples = task_examples(_tasks(), smol_tokenizer, seed=0)
-    assert all(e.target_ids[-1] == smol_tokenizer.eos_token_id for e in examples)
+def test_sft_steps_lower_the_target_nll(toy_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    model = tiny_policy(toy_tokenizer)
+    examples = task_examples(_tasks(), toy_tokenizer, seed=0)
+    assert all(e.target_ids[-1] == toy_tokenizer.eos_token_id for e in examples)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    pad = smol_tokenizer.pad_token_id
+    pad = toy_tokenizer.pad_token_id
     with torch.no_grad():
         start = float(sft_loss(model, examples, pad))
     for _ in range(5):
@@ -48,14 +48,14 @@ def test_sft_steps_lower_the_target_nll(smol_tokenizer) -> None:  # type: ignore
     assert end < start - 1.0, (start, end)
 
 
-def test_tallrec_trains_only_lora_adapters_and_saves_a_merged_policy(smol_tokenizer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_tallrec_trains_only_lora_adapters_and_saves_a_merged_policy(toy_tokenizer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = TrainConfig(model="tiny", lora=True, lora_targets=("q_proj", "v_proj"))
-    model = apply_lora_and_checkpointing(tiny_policy(smol_tokenizer), cfg)
+    model = apply_lora_and_checkpointing(tiny_policy(toy_tokenizer), cfg)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
     frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    trainer = toy_trainer(smol_tokenizer, tmp_path, method="tallrec", model=model, steps=3, sft_lr=1e-2,
+    trainer = toy_trainer(toy_tokenizer, tmp_path, method="tallrec", model=model, steps=3, sft_lr=1e-2,
                           sft_batch_size=2, lora=True)
     infos = [trainer.step() for _ in range(2)]
     assert [i["phase"] for i in infos] == ["sft", "sft"]
@@ -70,11 +70,11 @@ def test_tallrec_trains_only_lora_adapters_and_saves_a_merged_policy(smol_tokeni
     assert not any("lora" in n for n, _ in saved.named_parameters())
 
 
-def test_save_policy_round_trips_a_full_model(smol_tokenizer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_save_policy_round_trips_a_full_model(toy_tokenizer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from transformers import AutoModelForCausalLM
 
-    model = tiny_policy(smol_tokenizer)
-    save_policy(tmp_path, copy.deepcopy(model), smol_tokenizer)
+    model = tiny_policy(toy_tokenizer)
+    save_policy(tmp_path, copy.deepcopy(model), toy_tokenizer)
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "policy")
     for (n, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b), n
