@@ -28,7 +28,6 @@ process drawing its own prompts; ``mixed_precision="bf16"`` on GPU.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +41,15 @@ import torch
 from flexbench.repair import stable_rng
 from flexbench.train.checkpoint import Progress, load_checkpoint, save_checkpoint, save_policy
 from flexbench.train.config import Precision, TrainConfig
+from flexbench.train.curves import (
+    CURVE_FILE,
+    METRICS_FILE,
+    append_line,
+    has_valid_line,
+    plot_curve,
+    progress_bar,
+    truncate_metrics,
+)
 from flexbench.train.forward import pack, score_completions
 from flexbench.train.loss import policy_loss
 from flexbench.train.methods import Algorithm, MethodSpec
@@ -49,9 +57,6 @@ from flexbench.train.ppo import ValueHead, gae, value_loss, whiten
 from flexbench.train.rollout import Rollout, RolloutSampler
 from flexbench.train.sft import sft_step, task_examples
 from flexbench.train.tasks import TaskSampler
-
-METRICS_FILE = "metrics.jsonl"
-CURVE_FILE = "curve.png"
 
 Validator = Callable[[torch.nn.Module, int], list[dict[str, Any]]]
 
@@ -99,6 +104,9 @@ class PolicyTrainer:
         self.sampler = RolloutSampler(backend, tokenizer, method, cfg)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.progress = Progress()
+        self._updated_in_step = False
+        if isinstance(reference, torch.nn.Module):
+            reference.to(self.acc.device)
 
     # ----------------------------------------------------------------- schedule
     @property
@@ -130,12 +138,13 @@ class PolicyTrainer:
                                        optimizer=self.optimizer, scheduler=self.scheduler,
                                        value_head=self.value_head)
             self.progress = restored or self.progress
-        _truncate_metrics(self.out_dir / METRICS_FILE, self.progress.step)
-        if self.progress.step == 0 and not _has_valid_line(self.out_dir / METRICS_FILE, 0):
+        truncate_metrics(self.out_dir / METRICS_FILE, self.progress.step)
+        if self.progress.step == 0 and not has_valid_line(self.out_dir / METRICS_FILE, 0):
             self._validate(0, [])
         rewards: list[float] = []
         try:
-            with _progress_bar(self.total_steps, self.progress.step, self.show_progress) as advance:
+            show = self.show_progress and self.acc.is_main_process
+            with progress_bar(self.total_steps, self.progress.step, show) as advance:
                 while self.progress.step < self.total_steps:
                     info = self.step()
                     rewards += info.pop("rewards", [])
@@ -148,11 +157,24 @@ class PolicyTrainer:
                         self.save()
                     advance(info)
         except KeyboardInterrupt:
-            self.save()
+            self._save_on_interrupt()
             raise
         if self.acc.is_main_process:
             save_policy(self.out_dir, self.acc.unwrap_model(self.model), self.tokenizer)
         return self.out_dir
+
+    def _save_on_interrupt(self) -> None:
+        """Checkpoint after Ctrl-C unless an optimizer step of an unfinished step already ran.
+
+        Interrupted between steps, or before the step's first optimizer update
+        (during rollouts), the parameters are those of the last finished step:
+        save them. After a partial update (several mini-batches) they are not,
+        so the previous checkpoint is kept.
+        """
+        if self._updated_in_step:
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        self.save()
 
     def save(self) -> None:
         """Write the resumable checkpoint (main process only)."""
@@ -164,6 +186,7 @@ class PolicyTrainer:
         """One optimizer step of the current phase; advances :attr:`progress`."""
         step = self.progress.step
         started = time.perf_counter()
+        self._updated_in_step = False
         torch.manual_seed(int(stable_rng("train-step", self.cfg.seed, step, self.acc.process_index)
                               .integers(2**62)))
         if step < self.warmup_steps:
@@ -171,27 +194,27 @@ class PolicyTrainer:
         else:
             info = self._rl_step()
         self.scheduler.step()
+        self._updated_in_step = False
         return {**info, "seconds": time.perf_counter() - started}
 
     # ------------------------------------------------------------------- phases
-    def _draw(self, count: int) -> list[Any]:
+    def _draw(self, count: int) -> tuple[list[Any], int]:
+        """This process's ``count`` tasks and the data position after the step (all processes)."""
         start = self.progress.position + self.acc.process_index * count
-        tasks = self.tasks.tasks(start, count)
-        self.progress = Progress(self.progress.step, self.progress.position + count * self.acc.num_processes)
-        return tasks
+        return self.tasks.tasks(start, count), self.progress.position + count * self.acc.num_processes
 
     def _sft_step(self) -> dict[str, Any]:
-        tasks = self._draw(self.cfg.sft_batch_size)
+        tasks, position = self._draw(self.cfg.sft_batch_size)
         examples = task_examples(tasks, self.tokenizer, seed=self.cfg.seed)
         self.model.train()
         loss = sft_step(self.model, examples, pad_id=self.pad_id, micro_batch_size=self.cfg.micro_batch_size,
                         backward=self.acc.backward)
         self._optimizer_step()
-        self.progress = Progress(self.progress.step + 1, self.progress.position)
+        self.progress = Progress(self.progress.step + 1, position)
         return {"phase": "sft", "loss": loss}
 
     def _rl_step(self) -> dict[str, Any]:
-        tasks = self._draw(self.cfg.prompts_per_step)
+        tasks, position = self._draw(self.cfg.prompts_per_step)
         policy = self.acc.unwrap_model(self.model)
         policy.eval()
         with torch.no_grad():
@@ -200,7 +223,7 @@ class PolicyTrainer:
         self.model.train()
         stats = self._update(prepared)
         self.sync(policy)
-        self.progress = Progress(self.progress.step + 1, self.progress.position)
+        self.progress = Progress(self.progress.step + 1, position)
         seq = [r.seq_reward for r in rollouts]
         return {"phase": "rl", "reward_mean": float(np.mean(seq)), "ndcg_mean": float(np.mean([r.ndcg for r in rollouts])),
                 "parse_rate": float(np.mean([r.parsed for r in rollouts])),
@@ -300,6 +323,7 @@ class PolicyTrainer:
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         norm = self.acc.clip_grad_norm_(params, self.cfg.max_grad_norm) if self.cfg.max_grad_norm > 0 else None
         self.optimizer.step()
+        self._updated_in_step = True
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm) if norm is not None else math.nan
 
@@ -317,8 +341,7 @@ class PolicyTrainer:
 
     def _log(self, line: dict[str, Any]) -> None:
         if self.acc.is_main_process:
-            with (self.out_dir / METRICS_FILE).open("a") as fh:
-                fh.write(json.dumps(line) + "\n")
+            append_line(self.out_dir / METRICS_FILE, line)
 
 
 def _stack(rows: Sequence[torch.Tensor | None], width: int, fallback: torch.Tensor | None) -> torch.Tensor:
@@ -344,75 +367,3 @@ class _null:
 
     def __exit__(self, *exc: object) -> None:
         return None
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint being resumed (they will be written again)."""
-    if not path.exists():
-        return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    path.write_text("".join(f"{ln}\n" for ln in lines))
-
-
-def _has_valid_line(path: Path, step: int) -> bool:
-    if not path.exists():
-        return False
-    return any(json.loads(ln).get("split") == "valid" and json.loads(ln)["step"] == step
-               for ln in path.read_text().splitlines() if ln.strip())
-
-
-def read_metrics(path: Path, split: str | None = None) -> list[dict[str, Any]]:
-    """Lines of a ``metrics.jsonl`` (of ``split`` only, when given)."""
-    if not Path(path).exists():
-        return []
-    rows = [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
-    return [r for r in rows if split is None or r.get("split") == split]
-
-
-def plot_curve(metrics_path: Path, png_path: Path) -> None:
-    """Validation NDCG@5/@10 against the step, one line per need (matplotlib Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(metrics_path, "valid")
-    if not rows:
-        return
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for need in sorted({r.get("need", "") for r in rows}):
-        pts = sorted((r["step"], r["ndcg@10"], r["ndcg@5"]) for r in rows if r.get("need", "") == need)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{need} N@10")
-        ax.plot([p[0] for p in pts], [p[2] for p in pts], linestyle="--", label=f"{need} N@5")
-    ax.set_xlabel("step")
-    ax.set_ylabel("validation NDCG")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
-
-
-def _progress_bar(total: int, done: int, enabled: bool) -> Any:
-    from contextlib import contextmanager
-
-    @contextmanager
-    def bar() -> Any:
-        if not enabled:
-            yield lambda info: None
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn
-        from rich.progress import TimeElapsedColumn
-
-        with RichProgress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          TextColumn("{task.fields[info]}")) as prog:
-            task = prog.add_task("train", total=total, completed=done, info="")
-
-            def advance(info: dict[str, Any]) -> None:
-                shown = {k: info[k] for k in ("phase", "reward_mean", "loss", "kl") if k in info}
-                text = " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
-                prog.update(task, advance=1, info=text)
-
-            yield advance
-
-    return bar()

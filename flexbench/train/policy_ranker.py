@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from flexbench.paths import checkpoints_dir
-from flexbench.train.checkpoint import POLICY as _POLICY
 from flexbench.ranker import RankerContext, RankerUnavailable
+from flexbench.train.checkpoint import POLICY as _POLICY
 from flexbench.types import Instance, NeedSpec, Ranking
 
 RUN_FILE = "run.json"

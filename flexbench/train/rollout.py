@@ -21,8 +21,8 @@ import numpy as np
 
 from flexbench.repair import stable_rng
 from flexbench.train.config import RolloutEngine, TrainConfig
-from flexbench.train.forward import encode_prompt
 from flexbench.train.credit import GroupCredit, group_credit, reward_row
+from flexbench.train.forward import encode_prompt
 from flexbench.train.methods import MethodSpec
 from flexbench.train.ppo import token_rewards
 from flexbench.train.tasks import PromptTask

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from flexbench.errors import FlexBenchError
-from flexbench.trainers import TrainRequest
 from flexbench.train.config import TrainConfig
 from flexbench.train.methods import Algorithm, MethodSpec, get_method
+from flexbench.trainers import TrainRequest
 
 RUN_FILE = "run.json"
 

@@ -62,7 +62,7 @@ def smol_tokenizer(request: pytest.FixtureRequest):  # type: ignore[no-untyped-d
 
 
 # ---------------------------------------------------------------- toy ranking task
-from flexbench.types import Candidate, HistoryItem, Instance, NeedLabels, NeedSpec, Split  # noqa: E402
+from flexbench.types import Candidate, HistoryItem, Instance, NeedLabels, NeedSpec, Split
 
 TOY_NEED = NeedSpec("interest", "Maximizing Interest", "Rank the items the user will like first.")
 TOY_IDS = ("c0", "c1", "c2", "c3")
@@ -117,8 +117,9 @@ def toy_trainer(tokenizer, out: Path, *, method: str = "flexrec", model=None, va
     from flexbench.train.methods import get_method
     from flexbench.train.tasks import TaskSampler
 
-    settings = dict(model="tiny", steps=4, prompts_per_step=2, group_size=8, lr=3e-3, constrained=True,
-                    max_new_tokens=24, micro_batch_size=16, eval_every=100, save_every=100, seed=0)
+    settings = {"model": "tiny", "steps": 4, "prompts_per_step": 2, "group_size": 8, "lr": 3e-3,
+                "constrained": True, "max_new_tokens": 24, "micro_batch_size": 16, "eval_every": 100,
+                "save_every": 100, "seed": 0}
     settings.update(overrides)
     cfg = TrainConfig(**settings)
     model = model if model is not None else tiny_policy(tokenizer)

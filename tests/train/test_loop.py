@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from policy_fixtures import TOY_NEED, tiny_policy, toy_instances, toy_labels, toy_tokenizer, toy_trainer
 
-from flexbench.train.loop import CURVE_FILE, METRICS_FILE, read_metrics
+from flexbench.train.curves import CURVE_FILE, METRICS_FILE, read_metrics
 from flexbench.train.validation import PolicyValidator
-from policy_fixtures import TOY_NEED, toy_tokenizer, tiny_policy, toy_instances, toy_labels, toy_trainer
 from flexbench.types import Split
 
 __all__ = ["toy_tokenizer"]

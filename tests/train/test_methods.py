@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from policy_fixtures import TOY_IDS, TOY_NEED, ToyGains, smol_tokenizer, toy_instances
 
 from flexbench.errors import FlexBenchError
 from flexbench.llm.labels import format_entry, label_map
 from flexbench.llm.parsing import decode_with_offsets, parse_ranking
 from flexbench.ranker import REGISTRY
-from flexbench.trainers import TRAINERS
 from flexbench.train.config import TrainConfig, load_preset
 from flexbench.train.credit import group_credit, reward_row
 from flexbench.train.methods import METHODS, Advantage, Algorithm, ItemReward, get_method
 from flexbench.train.rollout import credit_rollouts
 from flexbench.train.tasks import PromptTask, TaskSampler
-from policy_fixtures import TOY_IDS, TOY_NEED, ToyGains, smol_tokenizer, toy_instances
+from flexbench.trainers import TRAINERS
 
 __all__ = ["smol_tokenizer"]
 

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from policy_fixtures import tiny_policy, toy_tokenizer
 
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
 from flexbench.train.checkpoint import save_policy
 from needs.base import get_need
-from policy_fixtures import toy_tokenizer, tiny_policy
 
 __all__ = ["toy_tokenizer"]
 

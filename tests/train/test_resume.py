@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from policy_fixtures import tiny_policy, toy_tokenizer, toy_trainer
 
 from flexbench.train.checkpoint import CHECKPOINT, load_checkpoint
-from flexbench.train.loop import METRICS_FILE, read_metrics
-from policy_fixtures import toy_tokenizer, tiny_policy, toy_trainer
+from flexbench.train.curves import METRICS_FILE, read_metrics
 
 __all__ = ["toy_tokenizer"]
 
@@ -27,11 +27,24 @@ class _InterruptAt:
         return []
 
 
-@pytest.mark.parametrize("method", ["flexrec", "flexrec-ppo"])
+class _InterruptRollouts:
+    """Wraps a rollout sampler and presses Ctrl-C while sampling step ``at`` (mid-step)."""
+
+    def __init__(self, sampler, at: int) -> None:  # type: ignore[no-untyped-def]
+        self.sampler, self.at = sampler, at
+
+    def sample(self, tasks, step: int):  # type: ignore[no-untyped-def]
+        if step == self.at:
+            raise KeyboardInterrupt
+        return self.sampler.sample(tasks, step)
+
+
+@pytest.mark.parametrize(("method", "where"), [("flexrec", "between-steps"), ("flexrec-ppo", "between-steps"),
+                                               ("flexrec", "mid-step")])
 def test_resume_after_interruption_matches_uninterrupted_run(toy_tokenizer, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                             method: str) -> None:
+                                                             method: str, where: str) -> None:
     steps = 4
-    common = dict(method=method, steps=steps, eval_every=1, save_every=2, mini_batches=2)
+    common = {"method": method, "steps": steps, "eval_every": 1, "save_every": 2, "mini_batches": 2}
     base = tiny_policy(toy_tokenizer)
 
     full_model = copy.deepcopy(base)
@@ -39,9 +52,12 @@ def test_resume_after_interruption_matches_uninterrupted_run(toy_tokenizer, tmp_
                        validator=_InterruptAt(-1), **common)
     full.train(resume=False)
 
-    # run 1: Ctrl-C after step 3 -> the interrupt handler checkpoints step 3
+    # run 1: Ctrl-C after step 3 (or while sampling step 4) -> the handler checkpoints step 3
     first = toy_trainer(toy_tokenizer, tmp_path / "cut", model=copy.deepcopy(base),
-                        reference=copy.deepcopy(base).eval(), validator=_InterruptAt(3), **common)
+                        reference=copy.deepcopy(base).eval(),
+                        validator=_InterruptAt(3 if where == "between-steps" else -1), **common)
+    if where == "mid-step":
+        first.sampler = _InterruptRollouts(first.sampler, 3)
     with pytest.raises(KeyboardInterrupt):
         first.train(resume=False)
     assert (tmp_path / "cut" / CHECKPOINT).exists()

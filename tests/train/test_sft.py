@@ -6,15 +6,15 @@ import copy
 from pathlib import Path
 
 import torch
+from policy_fixtures import TOY_NEED, ToyGains, tiny_policy, toy_instances, toy_tokenizer, toy_trainer
 
 from flexbench.llm.parsing import parse_ranking
 from flexbench.train.checkpoint import save_policy
 from flexbench.train.config import TrainConfig
-from flexbench.train.loop import METRICS_FILE, read_metrics
+from flexbench.train.curves import METRICS_FILE, read_metrics
 from flexbench.train.run import apply_lora_and_checkpointing
 from flexbench.train.sft import answer_text, sft_loss, sft_step, task_examples
 from flexbench.train.tasks import TaskSampler
-from policy_fixtures import TOY_NEED, ToyGains, toy_tokenizer, tiny_policy, toy_instances, toy_trainer
 
 __all__ = ["toy_tokenizer"]
 
