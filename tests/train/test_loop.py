@@ -85,3 +85,30 @@ def test_loop_runs_under_an_explicit_cpu_accelerator(toy_tokenizer, tmp_path: Pa
     run = read_metrics(tmp_path / METRICS_FILE, "train")
     assert run[0]["tokens"] > 0
     assert json.loads((tmp_path / METRICS_FILE).read_text().splitlines()[0])["step"] == 1
+
+
+def test_train_policy_end_to_end_then_eval_loads_it(toy_tokenizer, data_root: Path) -> None:  # type: ignore[no-untyped-def]
+    """``flexbench train`` wiring on the mock dataset with a tiny local model, then the ranker loads it."""
+    from flexbench.catalog import open_dataset
+    from flexbench.ranker import RankerContext, build_ranker
+    from flexbench.train.checkpoint import save_policy
+    from flexbench.train.run import train_policy
+    from flexbench.trainers import TrainRequest
+    from needs.base import get_need
+
+    base = data_root / "tiny-base"
+    save_policy(base, tiny_policy(toy_tokenizer), toy_tokenizer)
+    out = data_root / "checkpoints" / "flexrec" / "mock" / "novelty"
+    request = TrainRequest(method="flexrec", dataset="mock", needs=("novelty",), out_dir=out,
+                           model=str(base / "policy"), seed=0,
+                           options={"method": "flexrec", "steps": 1, "group_size": 2, "eval_instances": 1,
+                                    "max_new_tokens": 8, "train_instances": 4, "kl_coef": 0.0})
+    assert train_policy(request) == out
+    run = json.loads((out / "run.json").read_text())
+    assert {k: run[k] for k in ("method", "label", "dataset", "needs")} == {
+        "method": "flexrec", "label": "flexrec", "dataset": "mock", "needs": ["novelty"]}
+    assert [r["step"] for r in read_metrics(out / METRICS_FILE, "valid")] == [0, 1]
+    ranker = build_ranker("flexrec", RankerContext(open_dataset("mock"), options={"constrained": True}))
+    x = open_dataset("mock").instances("test", limit=1)
+    ranking = ranker.rank(x, get_need("novelty"))[0]
+    assert sorted(ranking.item_ids) == sorted(x[0].candidate_ids) and ranking.extra["train_need"] == "novelty"
