@@ -58,8 +58,9 @@ def plot_curve(metrics_path: Path, png_path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for need in sorted({r.get("need", "") for r in rows}):
         pts = sorted((r["step"], r["ndcg@10"], r["ndcg@5"]) for r in rows if r.get("need", "") == need)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{need} N@10")
-        ax.plot([p[0] for p in pts], [p[2] for p in pts], linestyle="--", label=f"{need} N@5")
+        (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{need} N@10")
+        ax.plot([p[0] for p in pts], [p[2] for p in pts], linestyle="--", color=line.get_color(),
+                label=f"{need} N@5")
     ax.set_xlabel("step")
     ax.set_ylabel("validation NDCG")
     ax.grid(alpha=0.3)
