@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from flexbench.prepared import PreparedDataset
 from flexbench.types import Candidate, HistoryItem, Instance, Split
 
@@ -34,11 +32,7 @@ def mean_ndcg10(dataset: PreparedDataset, rankings: Sequence, need: str, split: 
 
 
 def expected_random_ndcg10(dataset: PreparedDataset, need: str, split: str) -> float:
-    """Exact expected NDCG@10 of a uniformly random permutation: E[DCG@10] = mean(g) * sum_{j<=10} d_j."""
-    values = []
-    for lab in dataset.labels(need, split).values():
-        gains = np.asarray(lab.gains, dtype=np.float64)
-        d = 1.0 / np.log2(np.arange(2, len(gains) + 2))
-        ideal = np.sort(gains)[::-1][:10] @ d[:10]
-        values.append(0.0 if ideal == 0 else gains.mean() * d[:10].sum() / ideal)
-    return float(np.mean(values))
+    """Exact expected NDCG@10 of a uniformly random permutation (see :func:`baselines.scoring.expected_random_ndcg`)."""
+    from baselines.scoring import expected_random_ndcg
+
+    return expected_random_ndcg(dataset.labels(need, split).values(), k=10)
