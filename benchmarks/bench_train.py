@@ -73,11 +73,14 @@ def _build(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 def _time_steps(trainer: Any, steps: int) -> dict[str, float]:
     import torch
 
+    from flexbench.train.checkpoint import Progress
+
     gen_s = upd_s = 0.0
     tokens = 0
     rollouts_all = []
     for step in range(steps):
-        tasks = trainer._draw(trainer.cfg.prompts_per_step)
+        tasks, position = trainer._draw(trainer.cfg.prompts_per_step)
+        trainer.progress = Progress(step, position)
         policy = trainer.acc.unwrap_model(trainer.model)
         policy.eval()
         t0 = time.perf_counter()

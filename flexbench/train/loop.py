@@ -87,7 +87,7 @@ class PolicyTrainer:
         self.validator, self.show_progress = validator, progress
         self.sync = sync or (lambda _model: None)
         self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(),
-                                              mixed_precision=_mixed_precision(cfg))
+                                              mixed_precision=mixed_precision(cfg))
         self.value_head = ValueHead(model.config.hidden_size) if method.uses_value_head else None
         params = [p for p in model.parameters() if p.requires_grad]
         if self.value_head is not None:
@@ -355,7 +355,8 @@ def _stack(rows: Sequence[torch.Tensor | None], width: int, fallback: torch.Tens
     return out
 
 
-def _mixed_precision(cfg: TrainConfig) -> str:
+def mixed_precision(cfg: TrainConfig) -> str:
+    """Accelerate's ``mixed_precision`` for ``cfg.precision`` (``auto``: bf16 on a bf16-capable GPU)."""
     if cfg.precision is Precision.AUTO:
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     return cfg.precision.value

@@ -125,7 +125,8 @@ def make_backend(cfg: TrainConfig, model: Any, tokenizer: Any) -> tuple[Any, Any
     """
     engine = cfg.engine
     if engine is RolloutEngine.AUTO:
-        engine = RolloutEngine.VLLM if _vllm_usable() else RolloutEngine.TRANSFORMERS
+        usable = _vllm_usable() and not cfg.constrained  # vLLM has no permutation-constrained decoding here
+        engine = RolloutEngine.VLLM if usable else RolloutEngine.TRANSFORMERS
     if engine is RolloutEngine.TRANSFORMERS:
         from flexbench.llm.backends import TransformersBackend
 
@@ -146,17 +147,29 @@ def _vllm_usable() -> bool:
 
 
 def _vllm_backend(cfg: TrainConfig, model: Any) -> tuple[Any, Any]:  # pragma: no cover - needs vLLM + GPU
+    """A vLLM engine on the policy's weights, re-synced from the live policy after every update.
+
+    The engine shares the GPU with training, so it gets 30% of the memory. The
+    sync writes every tensor of the policy's state dict into the engine's model
+    through ``load_weights`` (vLLM's offline-engine internals, which move between
+    vLLM versions: the one place to adapt).
+    """
     from flexbench.errors import FlexBenchError
     from flexbench.llm.backends import VLLMBackend
 
     if not _vllm_usable():
         raise FlexBenchError("engine=vllm needs vLLM and a CUDA GPU; use --set engine=transformers")
-    backend = VLLMBackend(getattr(model, "name_or_path", cfg.model))
+    if cfg.constrained:
+        raise FlexBenchError("constrained rollouts need engine=transformers (--set engine=transformers)")
+    backend = VLLMBackend(getattr(model, "name_or_path", cfg.model), gpu_memory_utilization=0.3, seed=cfg.seed)
 
     def sync(policy: Any) -> None:
-        engine = getattr(backend, "llm", None)
-        runner = engine.llm_engine.model_executor.driver_worker.model_runner  # type: ignore[union-attr]
+        executor = backend.llm.llm_engine.model_executor
+        worker = getattr(executor, "driver_worker", None)
+        runner = getattr(getattr(worker, "worker", worker), "model_runner", None)
+        if runner is None:
+            raise FlexBenchError("this vLLM version hides its model runner; use --set engine=transformers")
         unwrapped = policy.module if hasattr(policy, "module") else policy
-        runner.model.load_weights(((n, p.detach()) for n, p in unwrapped.state_dict().items()))
+        runner.model.load_weights((name, tensor.detach()) for name, tensor in unwrapped.state_dict().items())
 
     return backend, sync

@@ -49,33 +49,35 @@ def build_config(method: MethodSpec, request: TrainRequest) -> TrainConfig:
 def train_policy(request: TrainRequest) -> Path:
     """Train the policy of ``request`` and return its output directory (see the module docstring)."""
     import torch
+    from accelerate import Accelerator
 
     from flexbench.catalog import open_dataset
+    from flexbench.train.loop import PolicyTrainer, mixed_precision
+    from flexbench.train.rollout import make_backend
+    from flexbench.train.tasks import TaskSampler
     from needs.base import DATASET_NEEDS, get_need
 
     method = get_method(str(request.options.get("method", request.method)))
     cfg = build_config(method, request)
+    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg))
     dataset = open_dataset(_train_dataset_name(request.dataset, method))
     needs = [get_need(n) for n in request.needs]
-    gains = _gain_providers(dataset, [n.name for n in needs], method, cfg, request)
-    from flexbench.train.tasks import TaskSampler
-
+    with acc.main_process_first():  # under `accelerate launch` only one process trains a missing critic
+        gains = _gain_providers(dataset, [n.name for n in needs], method, cfg, request)
     tasks = TaskSampler(dataset.instances("train", limit=cfg.train_instances), needs, gains, seed=cfg.seed)
     if cfg.cpu_threads is not None and not torch.cuda.is_available():
         torch.set_num_threads(cfg.cpu_threads)
     torch.manual_seed(cfg.seed)
-    model, tokenizer = _load_policy(cfg)
+    model, tokenizer = _load_policy(cfg, str(acc.device))
     out = Path(request.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    joint = len(needs) > 1 and set(request.needs) == set(DATASET_NEEDS.get(dataset.dataset, ()))
-    _write_run(out, method, request, cfg, joint)
-    from flexbench.train.loop import PolicyTrainer
-    from flexbench.train.rollout import make_backend
-
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        joint = len(needs) > 1 and set(request.needs) == set(DATASET_NEEDS.get(dataset.dataset, ()))
+        _write_run(out, method, request, cfg, joint)
     backend, sync = make_backend(cfg, model, tokenizer)
     trainer = PolicyTrainer(cfg, method, model, tokenizer, tasks, out, backend=backend, sync=sync,
-                            reference=_reference(cfg, method, model),
-                            validator=_validator(dataset, needs, tokenizer, cfg))
+                            reference=_reference(cfg, method, model, str(acc.device)),
+                            validator=_validator(dataset, needs, tokenizer, cfg), accelerator=acc)
     return trainer.train(resume=request.resume)
 
 
@@ -118,10 +120,10 @@ def ensure_critic(dataset: str, cfg: TrainConfig, request: TrainRequest) -> Path
     return Path(entry.load()(critic_request))
 
 
-def _load_policy(cfg: TrainConfig) -> tuple[Any, Any]:
+def _load_policy(cfg: TrainConfig, device: str = "auto") -> tuple[Any, Any]:
     from flexbench.llm.models import load_model_and_tokenizer
 
-    model, tokenizer = load_model_and_tokenizer(cfg.model, dtype="float32", trainable=True)
+    model, tokenizer = load_model_and_tokenizer(cfg.model, device=device, dtype="float32", trainable=True)
     return apply_lora_and_checkpointing(model, cfg), tokenizer
 
 
@@ -152,14 +154,14 @@ class AdapterDisabled:
             return self.peft_model(**kwargs)
 
 
-def _reference(cfg: TrainConfig, method: MethodSpec, model: Any) -> Any:
+def _reference(cfg: TrainConfig, method: MethodSpec, model: Any, device: str = "auto") -> Any:
     if method.algorithm is Algorithm.SFT or cfg.kl_coef == 0:
         return None
     if cfg.lora:
         return AdapterDisabled(model)
     from flexbench.llm.models import load_model_and_tokenizer
 
-    reference, _ = load_model_and_tokenizer(cfg.model, trainable=False)
+    reference, _ = load_model_and_tokenizer(cfg.model, device=device, trainable=False)
     return reference
 
 
