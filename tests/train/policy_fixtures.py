@@ -51,7 +51,9 @@ def smol_tokenizer(request: pytest.FixtureRequest):  # type: ignore[no-untyped-d
     """SmolLM2's tokenizer (chat template, left padding); converted once, kept in pytest's cache."""
     from transformers import AutoTokenizer
 
-    cached = Path(request.config.cache.mkdir("smollm2-tokenizer"))
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    cached = Path(cache.mkdir("smollm2-tokenizer")) if cache is not None else \
+        request.getfixturevalue("tmp_path_factory").mktemp("smollm2-tokenizer")
     if not (cached / "tokenizer.json").exists():
         convert_smollm2_tokenizer(cached)
     tok = AutoTokenizer.from_pretrained(str(cached))
