@@ -127,7 +127,7 @@ def test_same_seed_same_model_and_resume_skips(trained, tmp_path, monkeypatch, c
 
 def test_interrupted_training_resumes_from_recbole_checkpoint(trained, tmp_path, monkeypatch, capsys) -> None:
     """RecBole's own checkpoint (loaded through the session's weights_only=False torch.load) resumes a run."""
-    root, out = trained
+    root, _ = trained
     monkeypatch.setenv("FLEXBENCH_DATA", str(root))
     run = _train(root, tmp_path / "run")
     state_file = run / "recbole" / "BERT4Rec-best.pth"

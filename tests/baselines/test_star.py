@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 from baseline_fixtures import expected_random_ndcg10, history_instance, mean_ndcg10, query_instance
 
