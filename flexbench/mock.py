@@ -6,9 +6,14 @@ item latents plus noise, so the retriever order is informative but imperfect.
 Labels follow the SPEC section 3 formulas on this synthetic world:
 
 * interest: a watch-ratio-like ``max(0, 1 + 0.8 * <u, v> + noise)``;
-* novelty: min-max cosine to the history query vector, doubled (beta = 1) for
-  candidates whose topic is absent from the history;
-* trend: ``0.5 * minmax(sim) + 0.5 * minmax(trend count)``.
+* novelty: min-max of the mean of two cosines to the history's query vector
+  (one between retriever embeddings, one between latent item vectors),
+  doubled (beta = 1) for candidates whose topic is absent from the history;
+* trend: ``0.5 * minmax(sim) + 0.5 * minmax(trend count)`` with the same
+  similarity.
+
+The labels' similarity half uses the latents, the retriever only the noisy
+embeddings, so the candidate order is a good but not perfect ranker for every need.
 
 Everything is seeded; the same call writes the same files.
 """
@@ -73,7 +78,9 @@ def write_mock_dataset(root: Path, seed: int = 7) -> PreparedDataset:
                         user_id=f"u{u:03d}", history=history, query_time=t0 + 60 * HISTORY)
         instances.append(inst)
         interest = np.clip(1 + 0.8 * affinity[cand] + 0.15 * rng.normal(size=K), 0, None)
-        base = minmax(list(sims[cand]))
+        latent = _unit(item_lat)
+        latent_sims = latent[cand] @ _unit((weights[:, None] * latent[hist]).sum(0))
+        base = minmax(list(0.5 * sims[cand] + 0.5 * latent_sims))
         seen = {topics[j] for j in hist}
         novelty = [b * 2.0 if topics[j] not in seen else b for b, j in zip(base, cand, strict=True)]
         trend_counts = rng.poisson(popularity[cand])

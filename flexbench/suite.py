@@ -91,7 +91,7 @@ def run_eval(request: EvalRequest, *, store: ResultStore, dataset: PreparedDatas
     provenance = {
         "data_fingerprint": dataset.fingerprint, "dataset_variant": dataset.variant,
         "model": options.get("model") or getattr(ranker, "model", None),
-        "train_need": options.get("train_need") or getattr(ranker, "train_need", None),
+        "train_need": options.get("train_need") or _train_need(ranker, request.need),
         **dict(getattr(ranker, "provenance", None) or {}),
     }
     return evaluate(
@@ -101,6 +101,15 @@ def run_eval(request: EvalRequest, *, store: ResultStore, dataset: PreparedDatas
         limit=request.limit, config={"ranker": request.ranker, "options": options},
         provenance=provenance, overwrite=request.overwrite,
     )
+
+
+def _train_need(ranker: Ranker, need: str) -> str | None:
+    """What a trained ranker was trained on when it ranks ``need``: its ``train_need_for(need)`` if it
+    has one, else its ``train_need`` attribute (``None`` for untrained rankers)."""
+    per_need = getattr(ranker, "train_need_for", None)
+    if callable(per_need):
+        return per_need(need)
+    return getattr(ranker, "train_need", None)
 
 
 @dataclass(slots=True)

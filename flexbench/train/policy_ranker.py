@@ -104,6 +104,16 @@ class TrainedPolicyRanker:
         tags = {p.parent.parent.name for p in self.root.glob(f"*/{_POLICY}/config.json")}
         return "all" if tags == {"all"} else None
 
+    def train_need_for(self, need: str) -> str | None:
+        """The training need(s) of the policy that ranks test need ``need`` (``None`` if none exists)."""
+        if self._train_need_option:
+            return str(self._train_need_option)
+        try:
+            out_dir = self.checkpoint_for(need)
+        except RankerUnavailable:
+            return None
+        return read_run(out_dir).get("train_need") or out_dir.name
+
     def checkpoint_for(self, need: str) -> Path:
         """The training output directory used for test need ``need`` (module docstring)."""
         if self.explicit is not None:

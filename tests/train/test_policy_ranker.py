@@ -47,6 +47,23 @@ def test_trained_policy_ranks_and_records_its_training_need(data_root: Path, moc
         assert r.extra["train_need"] == "interest"
     # no novelty checkpoint: the jointly trained policy is used
     assert ranker.checkpoint_for("novelty").name == "all"
+    assert ranker.train_need_for("interest") == "interest" and ranker.train_need_for("novelty") == "all"
     # train-on-interest, test-on-novelty through the train_need option
     cross = build_ranker("flexrec", RankerContext(mock_dataset, options={"train_need": "interest"}))
     assert cross.checkpoint_for("novelty").name == "interest" and cross.train_need == "interest"
+    assert cross.train_need_for("novelty") == "interest"
+
+
+def test_eval_records_the_training_need_of_each_test_need(data_root: Path, mock_dataset,  # type: ignore[no-untyped-def]
+                                                          toy_tokenizer) -> None:
+    from flexbench.results import ResultStore
+    from flexbench.suite import EvalRequest, run_eval
+
+    _save(data_root, "interest", toy_tokenizer, "interest")
+    _save(data_root, "all", toy_tokenizer, "all")
+    store = ResultStore(data_root / "results")
+    options = {"constrained": True, "max_new_tokens": 8}
+    for need, trained_on in (("interest", "interest"), ("novelty", "all")):
+        run = run_eval(EvalRequest("flexrec", "mock", need, limit=1, options=options), store=store,
+                       dataset=mock_dataset)
+        assert run.provenance["train_need"] == trained_on
