@@ -23,7 +23,7 @@ from flexbench.types import RunKey, RunResult, Split
 
 SUITE_DATASETS: tuple[str, ...] = ("kuairec", "ml-1m", "esci")
 LIMITED_KINDS: frozenset[RankerKind] = frozenset({RankerKind.ZERO_SHOT, RankerKind.TRAINED})
-DEFAULT_LLM_LIMIT = 10
+DEFAULT_LLM_LIMIT = 2  # SmolLM2-135M on 2 CPU cores: about 20 s per instance (README)
 LLM_BATCH_SIZE = 4  # small batches: progress and resume points every few generations
 
 
@@ -134,6 +134,7 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
         except (ImportError, FlexBenchError) as err:
             _note(report.skipped, f"dataset {name}", err, say, "skip")
             continue
+        untrained: list[tuple[str, str]] = []
         for entry in REGISTRY.values():
             what = f"{entry.name} on {name}"
             limited = entry.kind in LIMITED_KINDS
@@ -148,6 +149,9 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
             try:
                 ranker = make_ranker(entry.name, dataset, seed=seed, options={})
             except RankerUnavailable as err:
+                if entry.kind is RankerKind.TRAINED:  # one line for all of them below
+                    untrained.append((what, str(err)))
+                    continue
                 _note(report.skipped, what, err, say, "skip")
                 continue
             except Exception as err:  # noqa: BLE001 - one broken method must not stop the suite
@@ -161,7 +165,19 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
                                                progress=progress))
                 except Exception as err:  # noqa: BLE001
                     _note(report.failed, f"{what}/{need}", err, say, "FAIL")
+        _note_untrained(report, name, untrained, say)
     return report
+
+
+def _note_untrained(report: SuiteReport, dataset: str, untrained: Sequence[tuple[str, str]],
+                    say: Callable[[str], None]) -> None:
+    """Record each trained ranker skipped on ``dataset`` and say so in one line (the first reason as example)."""
+    if not untrained:
+        return
+    report.skipped.extend(untrained)
+    names = ", ".join(what.split(" on ")[0] for what, _ in untrained)
+    first, reason = untrained[0]
+    say(f"skip {len(untrained)} trained rankers on {dataset} ({names}); e.g. {first.split(' on ')[0]}: {reason}")
 
 
 def _stored_complete(store: ResultStore, key: RunKey, dataset: PreparedDataset, config: Mapping[str, Any],

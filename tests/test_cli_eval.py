@@ -52,7 +52,7 @@ def test_eval_without_need_runs_every_need(data_root: Path) -> None:
 
 
 def test_eval_all_skips_with_reasons(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    keep = ("random", "oracle-interest", "oracle-esci")
+    keep = ("random", "oracle-interest", "oracle-esci", "flexrec", "rec-r1")
     table = {n: ranker_module.REGISTRY[n] for n in keep}
     table["llm-ish"] = RankerEntry("llm-ish", "baselines.reference:RandomRanker", RankerKind.ZERO_SHOT, "limited")
     monkeypatch.setattr(ranker_module, "REGISTRY", table)
@@ -62,6 +62,7 @@ def test_eval_all_skips_with_reasons(data_root: Path, tmp_path: Path, monkeypatc
     assert result.exit_code == 0, result.output
     assert "skip dataset nope: unknown dataset 'nope'" in result.output
     assert "skip oracle-esci on mock: dataset 'mock' has no 'esci' labels" in result.output
+    assert "skip 2 trained rankers on mock (flexrec, rec-r1); e.g. flexrec: no checkpoint at" in result.output
     runs = {(r.key.ranker, r.key.need): r for r in ResultStore().load_runs()}
     assert len(runs) == 9 and runs["llm-ish", "novelty"].n_instances == 3
     assert runs["llm-ish", "novelty"].provenance["limit"] == 3 and runs["random", "trend"].n_instances == 12
@@ -158,3 +159,12 @@ def test_interrupt_then_rerun_gives_the_uninterrupted_aggregate(tmp_path: Path, 
     assert got["provenance"]["n_resumed"] >= 12
     ids = [json.loads(line)["instance_id"] for line in _lines(jsonl)]
     assert len(ids) == len(set(ids)) == 96
+
+
+def test_cli_llm_limit_default_is_the_suite_default() -> None:
+    import typer
+
+    from flexbench.suite import DEFAULT_LLM_LIMIT
+
+    command = typer.main.get_command(app).commands["eval"]  # type: ignore[attr-defined]
+    assert {p.name: p.default for p in command.params}["llm_limit"] == DEFAULT_LLM_LIMIT

@@ -5,7 +5,7 @@ Examples::
     flexbench rankers
     flexbench eval oracle-interest --dataset mock --need interest --limit 10
     flexbench eval zero-shot --dataset kuairec --need novelty --model smollm2 --set batch_size=2
-    flexbench eval --all [--datasets kuairec,esci] [--limit 50] [--llm-limit 10]
+    flexbench eval --all [--datasets kuairec,esci] [--limit 50] [--llm-limit 2]
     flexbench leaderboard [--dataset kuairec] [--markdown-dir leaderboards] [--html site/]
 """
 
@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, typer.Option(help="Instances per ranker call.")] = 16,
         all_: Annotated[bool, typer.Option("--all", help="Every ranker on every dataset/need.")] = False,
         datasets: Annotated[list[str] | None, typer.Option(help="With --all: datasets (comma list).")] = None,
-        llm_limit: Annotated[int, typer.Option(help="With --all: instances for LLM/trained rankers (0: all).")] = 10,
+        llm_limit: Annotated[int, typer.Option(help="With --all: instances for LLM/trained rankers (0: all).")] = 2,
         markdown_dir: Annotated[Path, typer.Option(help="With --all: where to write the Markdown.")] = Path(
             "leaderboards"),
     ) -> None:
