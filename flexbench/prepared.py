@@ -229,7 +229,7 @@ def write_prepared(
     meta = {
         "schema_version": SCHEMA_VERSION, "dataset": dataset, "variant": variant,
         "needs": list(needs), "config": dict(config or {}), "fingerprint": _fingerprint(root),
-        "n_instances": int(len(instances)),
+        "n_instances": len(instances),
     }
     (root / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
     return PreparedDataset(root)

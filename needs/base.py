@@ -79,7 +79,7 @@ def needs_of(dataset: str) -> tuple[str, ...]:
         raise FlexBenchError(f"unknown dataset {dataset!r}. Known: {', '.join(DATASET_NEEDS)}.") from None
 
 
-def relevant_set(candidate_ids: "tuple[str, ...] | list[str]", gains: "list[float] | tuple[float, ...]",
+def relevant_set(candidate_ids: tuple[str, ...] | list[str], gains: list[float] | tuple[float, ...],
                  k: int = 5) -> frozenset[str]:
     """The need's binary relevant set (SPEC section 3).
 
@@ -91,7 +91,7 @@ def relevant_set(candidate_ids: "tuple[str, ...] | list[str]", gains: "list[floa
     return frozenset(item for item, _ in ranked[:k])
 
 
-def minmax(values: "list[float]") -> list[float]:
+def minmax(values: list[float]) -> list[float]:
     """Min-max normalise to [0, 1]; a constant vector maps to all zeros."""
     lo, hi = min(values), max(values)
     span = hi - lo

@@ -29,10 +29,12 @@ from needs.base import NEEDS
 
 pytestmark = pytest.mark.slow
 SAMPLE_DATA = ("BERT4Rec trained on the KuaiRec sample's 80 users x 16 sparse interactions stays at random level "
-               "(0.535 vs 0.544; popularity 0.530 is below random too): every user watches all 160 videos of the "
-               "fully observed small matrix, so history IDs carry only the order, and the videos a user watches "
-               "after the query time are the leftovers of topics watched first (ranking candidates by how soon "
-               "the user watched them after the query time: NDCG@10 0.47-0.49 vs random 0.55)")
+               "(0.535-0.538 vs 0.544; popularity 0.530 is below random too; best validation next-item NDCG@10 "
+               "0.055 after 10 epochs, 0.068 after 200, about 0.03 at random). Every user watches all 160 videos of "
+               "the fully observed small matrix, so history IDs carry only the order, and liked topics are watched "
+               "first (mean watch ratio 1.10 in the first tenth of a user's log, 0.54 in the last): even ranking "
+               "candidates by when the user watched them is not above random (nearest to the query time 0.502, "
+               "soonest after it 0.452)")
 
 
 @pytest.fixture(scope="module")
