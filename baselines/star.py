@@ -143,6 +143,8 @@ class STARRanker:
                                     f"retriever's order (see `candidate-order`)")
         config = STARConfig.from_options(ctx.options)
         self.scorer = build_scorer(ctx.dataset, config)
+        encoder = ctx.dataset.meta.get("config", {}).get("encoder")
+        self.model = f"{encoder} embeddings" if encoder else None  # STAR's only model: the frozen encoder
         self.provenance = {"star": asdict(config)}
         self.batch_size = int(ctx.options.get("batch_size", 512))
 

@@ -37,6 +37,11 @@ class Ranker(Protocol):
     order, with ``Ranking.instance_id`` equal to the instance's ID. The output
     may be imperfect (invalid IDs, duplicates, too few items): the harness
     repairs it and counts every defect.
+
+    A ranker that can rank only some needs (a policy trained for one need) may
+    also define ``check_available(need_name) -> None`` raising
+    :class:`RankerUnavailable`; the suite calls it before a run is started, so
+    no empty run is stored.
     """
 
     name: str

@@ -84,15 +84,20 @@ def run_eval(request: EvalRequest, *, store: ResultStore, dataset: PreparedDatas
     dataset = dataset or open_dataset(request.dataset)
     check_need(dataset, request.need)
     ranker = ranker or make_ranker(request.ranker, dataset, seed=request.seed, options=request.options)
+    check_available = getattr(ranker, "check_available", None)
+    if callable(check_available):
+        check_available(request.need)  # RankerUnavailable before anything is stored
     instances = dataset.instances(request.split)
     if not instances:
         raise FlexBenchError(f"dataset {dataset.name!r} has no {request.split!r} instances")
     options = dict(request.options)
+    per_need, own = _provenance_for(ranker, request.need), dict(getattr(ranker, "provenance", None) or {})
+    model = options.get("model") or per_need.get("model") or own.get("model") or getattr(ranker, "model", None)
     provenance = {
-        "data_fingerprint": dataset.fingerprint, "dataset_variant": dataset.variant,
-        "model": options.get("model") or getattr(ranker, "model", None),
-        "train_need": options.get("train_need") or _train_need(ranker, request.need),
-        **dict(getattr(ranker, "provenance", None) or {}),
+        "data_fingerprint": dataset.fingerprint, "dataset_variant": dataset.variant, **own,
+        "model": model if isinstance(model, str) else None,
+        "train_need": options.get("train_need") or per_need.get("train_need") or getattr(ranker, "train_need", None),
+        **({"checkpoint": per_need["checkpoint"]} if per_need.get("checkpoint") else {}),
     }
     return evaluate(
         ranker, instances, dataset.labels(request.need, request.split), get_need(request.need),
@@ -103,13 +108,11 @@ def run_eval(request: EvalRequest, *, store: ResultStore, dataset: PreparedDatas
     )
 
 
-def _train_need(ranker: Ranker, need: str) -> str | None:
-    """What a trained ranker was trained on when it ranks ``need``: its ``train_need_for(need)`` if it
-    has one, else its ``train_need`` attribute (``None`` for untrained rankers)."""
-    per_need = getattr(ranker, "train_need_for", None)
-    if callable(per_need):
-        return per_need(need)
-    return getattr(ranker, "train_need", None)
+def _provenance_for(ranker: Ranker, need: str) -> dict[str, Any]:
+    """What a ranker says about the run of ``need`` (a trained ranker: its training need, base model and
+    checkpoint), from its optional ``provenance_for(need)``; ``{}`` otherwise."""
+    per_need = getattr(ranker, "provenance_for", None)
+    return dict(per_need(need)) if callable(per_need) else {}
 
 
 @dataclass(slots=True)
@@ -163,6 +166,8 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
                 try:
                     report.ran.append(run_eval(request, store=store, dataset=dataset, ranker=ranker,
                                                progress=progress))
+                except RankerUnavailable as err:  # e.g. a policy trained for some needs only
+                    _note(report.skipped, f"{what}/{need}", err, say, "skip")
                 except Exception as err:  # noqa: BLE001
                     _note(report.failed, f"{what}/{need}", err, say, "FAIL")
         _note_untrained(report, name, untrained, say)

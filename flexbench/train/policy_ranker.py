@@ -106,13 +106,22 @@ class TrainedPolicyRanker:
 
     def train_need_for(self, need: str) -> str | None:
         """The training need(s) of the policy that ranks test need ``need`` (``None`` if none exists)."""
-        if self._train_need_option:
-            return str(self._train_need_option)
+        return self.provenance_for(need).get("train_need")
+
+    def provenance_for(self, need: str) -> dict[str, Any]:
+        """Run provenance of test need ``need``: ``train_need``, the base ``model`` and the ``checkpoint``
+        of the policy that ranks it (``{}`` when there is none)."""
         try:
             out_dir = self.checkpoint_for(need)
         except RankerUnavailable:
-            return None
-        return read_run(out_dir).get("train_need") or out_dir.name
+            return {}
+        run = read_run(out_dir)
+        train_need = self._train_need_option or run.get("train_need") or out_dir.name
+        return {"train_need": str(train_need), "model": run.get("model"), "checkpoint": str(out_dir)}
+
+    def check_available(self, need: str) -> None:
+        """Raise :class:`RankerUnavailable` (with the command to run) when no policy ranks ``need``."""
+        self.checkpoint_for(need)
 
     def checkpoint_for(self, need: str) -> Path:
         """The training output directory used for test need ``need`` (module docstring)."""

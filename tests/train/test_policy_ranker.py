@@ -67,3 +67,23 @@ def test_eval_records_the_training_need_of_each_test_need(data_root: Path, mock_
         run = run_eval(EvalRequest("flexrec", "mock", need, limit=1, options=options), store=store,
                        dataset=mock_dataset)
         assert run.provenance["train_need"] == trained_on
+        assert run.provenance["checkpoint"].endswith(f"flexrec/mock/{trained_on}")
+
+
+def test_eval_all_skips_the_needs_without_a_trained_policy(data_root: Path, mock_dataset,  # type: ignore[no-untyped-def]
+                                                           toy_tokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flexbench import ranker as ranker_module
+    from flexbench.results import ResultStore
+    from flexbench.suite import run_all
+
+    _save(data_root, "interest", toy_tokenizer, "interest")
+    table = {"flexrec": ranker_module.REGISTRY["flexrec"]}
+    monkeypatch.setattr("flexbench.suite.REGISTRY", table)
+    said: list[str] = []
+    report = run_all(store=ResultStore(data_root / "results"), datasets=("mock",), llm_limit=1, say=said.append)
+    assert not report.failed, report.failed
+    assert [r.key.need for r in report.ran] == ["interest"]
+    assert {what for what, _ in report.skipped} == {"flexrec on mock/novelty", "flexrec on mock/trend"}
+    assert any(line.startswith("skip flexrec on mock/novelty: no checkpoint at") for line in said)
+    stored = {run.key.need for run in ResultStore(data_root / "results").load_runs()}
+    assert stored == {"interest"}  # nothing stored for the needs without a policy
