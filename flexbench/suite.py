@@ -153,7 +153,7 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
                 ranker = make_ranker(entry.name, dataset, seed=seed, options={})
             except RankerUnavailable as err:
                 if entry.kind is RankerKind.TRAINED:  # one line for all of them below
-                    untrained.append((what, str(err)))
+                    untrained.append((entry.name, str(err)))
                     continue
                 _note(report.skipped, what, err, say, "skip")
                 continue
@@ -176,13 +176,13 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
 
 def _note_untrained(report: SuiteReport, dataset: str, untrained: Sequence[tuple[str, str]],
                     say: Callable[[str], None]) -> None:
-    """Record each trained ranker skipped on ``dataset`` and say so in one line (the first reason as example)."""
+    """Record each (trained ranker, reason) skipped on ``dataset``; say so in one line, the first reason as example."""
     if not untrained:
         return
-    report.skipped.extend(untrained)
-    names = ", ".join(what.split(" on ")[0] for what, _ in untrained)
+    report.skipped.extend((f"{name} on {dataset}", reason) for name, reason in untrained)
+    names = ", ".join(name for name, _ in untrained)
     first, reason = untrained[0]
-    say(f"skip {len(untrained)} trained rankers on {dataset} ({names}); e.g. {first.split(' on ')[0]}: {reason}")
+    say(f"skip {len(untrained)} trained rankers on {dataset} ({names}); e.g. {first}: {reason}")
 
 
 def _stored_complete(store: ResultStore, key: RunKey, dataset: PreparedDataset, config: Mapping[str, Any],

@@ -104,10 +104,6 @@ class TrainedPolicyRanker:
         tags = {p.parent.parent.name for p in self.root.glob(f"*/{_POLICY}/config.json")}
         return "all" if tags == {"all"} else None
 
-    def train_need_for(self, need: str) -> str | None:
-        """The training need(s) of the policy that ranks test need ``need`` (``None`` if none exists)."""
-        return self.provenance_for(need).get("train_need")
-
     def provenance_for(self, need: str) -> dict[str, Any]:
         """Run provenance of test need ``need``: ``train_need``, the base ``model`` and the ``checkpoint``
         of the policy that ranks it (``{}`` when there is none)."""
@@ -115,9 +111,8 @@ class TrainedPolicyRanker:
             out_dir = self.checkpoint_for(need)
         except RankerUnavailable:
             return {}
-        run = read_run(out_dir)
-        train_need = self._train_need_option or run.get("train_need") or out_dir.name
-        return {"train_need": str(train_need), "model": run.get("model"), "checkpoint": str(out_dir)}
+        saved = _saved_provenance(out_dir)
+        return {**saved, "train_need": str(self._train_need_option or saved["train_need"])}
 
     def check_available(self, need: str) -> None:
         """Raise :class:`RankerUnavailable` (with the command to run) when no policy ranks ``need``."""
@@ -146,13 +141,20 @@ class TrainedPolicyRanker:
         from flexbench.llm.backends import TransformersBackend
         from flexbench.llm.models import load_model_and_tokenizer
 
-        run = read_run(out_dir)
         model, tokenizer = load_model_and_tokenizer(str(_policy_dir(out_dir)), device=self.device)
-        train_need = run.get("train_need") or out_dir.name
+        saved = _saved_provenance(out_dir)
         backend = TransformersBackend(model, tokenizer, batch_size=self.batch_size)
         return PolicyRanker(self.name, backend, tokenizer, max_new_tokens=self.max_new_tokens,
                             constrained=self.constrained, seed=self.seed,
-                            extra={"train_need": train_need, "checkpoint": str(out_dir)})
+                            extra={"train_need": saved["train_need"], "checkpoint": saved["checkpoint"]})
+
+
+def _saved_provenance(out_dir: Path) -> dict[str, Any]:
+    """``train_need`` (``run.json``, else the directory's need tag), base ``model`` and ``checkpoint`` of a
+    training output directory."""
+    run = read_run(out_dir)
+    return {"train_need": str(run.get("train_need") or out_dir.name), "model": run.get("model"),
+            "checkpoint": str(out_dir)}
 
 
 def _policy_dir(path: Path) -> Path:
