@@ -6,17 +6,28 @@ standard implementation: the cloze (masked-item) objective with the full-softmax
 CE loss (``train_neg_sample_args: None``), leave-last-out validation on NDCG@10
 over all items, early stopping, and the best validation epoch kept.
 
-Training data are the interactions of ``split == "train"`` users (the observable,
-sparse view for KuaiRec), each user's ordered by timestamp (ties by stored row
-order). They are written once per data fingerprint as a RecBole atomic ``.inter``
-file under ``<data>/cache/recbole/atomic/`` with a dataset name that is not a
-RecBole built-in; its ``timestamp`` column is the position in the user's sequence,
-so RecBole's ordering is exact and never meets a missing time.
+Training data (option ``train_on``, :func:`baselines.scoring.resolve_train_source`)
+are the training users' interactions: by default KuaiRec's organic log (the big
+matrix of every user outside the validation and test splits) where the prepared
+dataset stores one, else the observable interactions (ML-1M: all ratings);
+``train_on=observed`` trains KuaiRec on the 10% sparse view as SPEC section 5 says
+(README, "Deviations", gives both results). Each user's interactions are ordered
+by timestamp (ties by stored row order) and written once per data fingerprint and
+source as a RecBole atomic ``.inter`` file under ``<data>/cache/recbole/atomic/``
+with a dataset name that is not a RecBole built-in; its ``timestamp`` column is
+the position in the user's sequence, so RecBole's ordering is exact and never
+meets a missing time.
+
+History (option ``history``): ``positive`` feeds the model only the history items
+with ``engagement >= positive_engagement`` of the prepared dataset (KuaiRec:
+complete plays, watch ratio >= 1: every small-matrix video was shown to every
+user, so a view alone says nothing about taste); ``all`` feeds every item;
+``auto`` is ``positive`` where the dataset defines positive engagement, else ``all``.
 
 Scoring. RecBole's ``predict`` appends the mask token and drops the first column,
 losing the oldest history item, and ranks all items rather than a given list. The
-ranker runs the model itself: the user's last ``L - 1`` history items known to the
-model, then the mask token; ``h`` is the encoder output at the mask position and
+ranker runs the model itself: the user's last ``L - 1`` (kept) history items known
+to the model, then the mask token (alone when no item is kept: the learned prior); ``h`` is the encoder output at the mask position and
 
     s(c) = <h, E[c]> + b[c]
 
@@ -43,7 +54,13 @@ import numpy as np
 import torch
 
 from baselines.recbole_compat import check_dataset_name, recbole_api, recbole_session
-from baselines.scoring import has_histories, rank_by_score
+from baselines.scoring import (
+    has_histories,
+    positive_history,
+    rank_by_score,
+    resolve_train_source,
+    training_log,
+)
 from flexbench.errors import FlexBenchError
 from flexbench.paths import cache_dir, checkpoints_dir
 from flexbench.prepared import PreparedDataset
@@ -51,7 +68,8 @@ from flexbench.ranker import RankerContext, RankerUnavailable
 from flexbench.trainers import TrainRequest
 from flexbench.types import Instance, NeedSpec, Ranking, Split
 
-META_FILE, MODEL_FILE, FORMAT_VERSION = "bert4rec.json", "model.pt", 1
+META_FILE, MODEL_FILE, FORMAT_VERSION = "bert4rec.json", "model.pt", 2
+HISTORY_MODES = ("auto", "all", "positive")
 # Keys of RecBole's Config that BERT4Rec.__init__ reads; saved so the model can be rebuilt without RecBole's data.
 _MODEL_KEYS = ("USER_ID_FIELD", "ITEM_ID_FIELD", "LIST_SUFFIX", "ITEM_LIST_LENGTH_FIELD", "NEG_PREFIX",
                "MAX_ITEM_LIST_LENGTH", "n_layers", "n_heads", "hidden_size", "inner_size",
@@ -70,6 +88,9 @@ class BERT4RecConfig:
     ``num_threads`` is torch's intra-op thread count during training (``None``
     keeps torch's default). On the shared 2-core machine 1 thread trained 3
     ML-1M-sample epochs in 24.8 s and 2 threads in 253 s (oversubscription).
+    ``train_on`` (``auto``, ``observed``, ``organic``) and ``history`` (``auto``,
+    ``all``, ``positive``) choose the training log and the history items fed to
+    the model (module docstring).
     """
 
     epochs: int = 30
@@ -85,6 +106,8 @@ class BERT4RecConfig:
     stopping_step: int = 5
     eval_batch_size: int = 1024
     num_threads: int | None = 1
+    train_on: str = "auto"
+    history: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "train_batch_size", "hidden_size", "n_layers", "n_heads", "inner_size",
@@ -101,6 +124,9 @@ class BERT4RecConfig:
             raise FlexBenchError("bert4rec options need 0 <= dropout < 1, 0 < mask_ratio < 1, learning_rate > 0")
         if self.num_threads is not None and self.num_threads < 1:
             raise FlexBenchError(f"bert4rec option num_threads must be >= 1, got {self.num_threads}")
+        if self.history not in HISTORY_MODES:
+            raise FlexBenchError(f"bert4rec option history must be one of {', '.join(HISTORY_MODES)}, "
+                                 f"got {self.history!r}")
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> BERT4RecConfig:
@@ -141,14 +167,23 @@ def default_checkpoint_dir(dataset: str) -> Path:
     return checkpoints_dir() / "bert4rec" / dataset
 
 
-def write_atomic_files(dataset: PreparedDataset, root: Path) -> str:
-    """Write the training users' time-ordered interactions as ``<root>/<name>/<name>.inter``; return ``name``."""
-    name = f"flexbench_{dataset.name.replace('-', '_')}_{dataset.fingerprint[:12]}"
+def history_threshold(dataset: PreparedDataset, mode: str) -> float | None:
+    """Minimum engagement of a history item fed to the model (``None``: every item); module docstring."""
+    if mode == "positive" and dataset.positive_engagement is None:
+        raise FlexBenchError(f"bert4rec option history=positive: dataset {dataset.name!r} defines no positive "
+                             f"engagement (only KuaiRec does: complete plays)")
+    return None if mode == "all" else dataset.positive_engagement
+
+
+def write_atomic_files(dataset: PreparedDataset, root: Path, source: str = "observed") -> str:
+    """Write the training users' time-ordered ``source`` log as ``<root>/<name>/<name>.inter``; return ``name``."""
+    name = f"flexbench_{dataset.name.replace('-', '_')}_{source}_{dataset.fingerprint[:12]}"
     check_dataset_name(name)
     path = root / name / f"{name}.inter"
     if path.exists():
         return name
-    inter = dataset.interactions(Split.TRAIN)
+    inter = training_log(dataset, source)
+    inter = inter[inter["split"] == Split.TRAIN.value]
     if inter.empty:
         raise FlexBenchError(f"dataset {dataset.name!r} has no training interactions; BERT4Rec needs user "
                              f"histories (esci has queries only)")
@@ -172,7 +207,9 @@ def train_command(request: TrainRequest) -> Path:
     cfg = BERT4RecConfig.from_options(request.options)
     dataset = open_dataset(request.dataset)
     out = Path(request.out_dir).resolve()
-    key = {"dataset": dataset.name, "fingerprint": dataset.fingerprint, "seed": request.seed, **cfg.run_key()}
+    key = {"dataset": dataset.name, "fingerprint": dataset.fingerprint, "seed": request.seed, **cfg.run_key(),
+           "train_on": resolve_train_source(dataset, cfg.train_on),
+           "history_min_engagement": history_threshold(dataset, cfg.history)}
     meta = _read_meta(out)
     if request.resume and meta is not None and meta["run_key"] == key:
         console.print(f"bert4rec checkpoint in {out} is up to date (trained in {meta['train_seconds']:.1f} s); "
@@ -180,7 +217,8 @@ def train_command(request: TrainRequest) -> Path:
     else:
         meta = _train(dataset, cfg, key, out, seed=request.seed, resume=request.resume, console=console)
         console.print(f"bert4rec training time: {meta['train_seconds']:.1f} s "
-                      f"({meta['epochs_run']} epochs, best valid NDCG@10 {meta['best_valid_ndcg10']:.4f})")
+                      f"({meta['epochs_run']} epochs on the {key['train_on']} log, "
+                      f"best valid NDCG@10 {meta['best_valid_ndcg10']:.4f})")
     instances = dataset.instances(Split.TEST)
     start = time.perf_counter()
     BERT4RecModel.load(out).rank(instances)
@@ -195,7 +233,7 @@ def _train(dataset: PreparedDataset, cfg: BERT4RecConfig, key: dict[str, Any], o
     from rich.progress import Progress
 
     recbole_root = cache_dir().resolve() / "recbole"
-    name = write_atomic_files(dataset, recbole_root / "atomic")
+    name = write_atomic_files(dataset, recbole_root / "atomic", key["train_on"])
     state_dir = out / "recbole"
     state_dir.mkdir(parents=True, exist_ok=True)
     state_file, state_key = state_dir / "BERT4Rec-best.pth", state_dir / "run_key.json"
@@ -273,6 +311,7 @@ class BERT4RecModel:
         self.index = {item: i for i, item in enumerate(item_ids) if i > 0}  # 0 is RecBole's [PAD]
         self.max_len = int(model.max_seq_length)
         self.mask_token = int(model.mask_token)
+        self.min_engagement: float | None = meta["run_key"].get("history_min_engagement")
 
     @classmethod
     def load(cls, path: Path) -> BERT4RecModel:
@@ -304,11 +343,12 @@ class BERT4RecModel:
         return [logits[row, : len(c)].astype(np.float64) for row, c in enumerate(candidates)]
 
     def rank(self, instances: Sequence[Instance], batch_size: int = 256) -> list[Ranking]:
-        """Rank each instance's candidates by ``s(c)``, ties by item ID, in input order."""
+        """Rank each instance's candidates by ``s(c)`` given its kept history, ties by item ID, in input order."""
         rankings: list[Ranking] = []
         for start in range(0, len(instances), batch_size):
             batch = instances[start:start + batch_size]
-            scored = self.scores([[h.item_id for h in x.history] for x in batch], [x.candidate_ids for x in batch])
+            scored = self.scores([positive_history(x.history, self.min_engagement) for x in batch],
+                                 [x.candidate_ids for x in batch])
             rankings += [Ranking(x.instance_id, rank_by_score(x.candidate_ids, s)) for x, s in zip(batch, scored,
                                                                                                  strict=True)]
         return rankings
@@ -334,7 +374,8 @@ class BERT4RecRanker:
                                     f"{dataset.name} --no-resume`")
         self.bert4rec = BERT4RecModel.load(path)
         self.batch_size = int(ctx.options.get("batch_size", 256))
-        self.provenance = {"model": f"RecBole BERT4Rec ({path})", "checkpoint_key": meta["run_key"],
+        self.provenance = {"model": f"RecBole BERT4Rec on the {meta['run_key']['train_on']} log ({path})",
+                           "checkpoint_key": meta["run_key"],
                            "best_epoch": meta["best_epoch"], "train_seconds": meta["train_seconds"]}
 
     def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:

@@ -1,13 +1,17 @@
-"""Helpers shared by the score-based baselines: deterministic ordering, dataset checks, the random reference."""
+"""Helpers shared by the score-based baselines: deterministic ordering, dataset checks, training logs."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
+from flexbench.errors import FlexBenchError
 from flexbench.prepared import PreparedDataset
-from flexbench.types import NeedLabels
+from flexbench.types import HistoryItem, NeedLabels, Split
+
+TRAIN_SOURCES = ("auto", "observed", "organic")
 
 
 def rank_by_score(item_ids: Sequence[str], scores: Sequence[float] | np.ndarray) -> tuple[str, ...]:
@@ -43,3 +47,31 @@ def expected_random_ndcg(labels: Iterable[NeedLabels], k: int = 10) -> float:
         ideal = np.sort(gains)[::-1][: len(d)] @ d
         values.append(0.0 if ideal == 0 else gains.mean() * d.sum() / ideal)
     return float(np.mean(values)) if values else 0.0
+
+
+def resolve_train_source(dataset: PreparedDataset, train_on: str) -> str:
+    """``observed`` or ``organic``: ``auto`` picks the organic log where one is stored (KuaiRec).
+
+    The observed view (KuaiRec: the 10% sparse sample of the small matrix) is
+    what SPEC section 5 names; on KuaiRec every small-matrix video was shown to
+    every user, so its sequences carry no choice, while the big matrix records what
+    users chose to watch (KuaiRec's own protocol trains there). See README, "Deviations".
+    """
+    if train_on not in TRAIN_SOURCES:
+        raise FlexBenchError(f"train_on must be one of {', '.join(TRAIN_SOURCES)}, got {train_on!r}")
+    if train_on == "auto":
+        return "organic" if dataset.has_organic() else "observed"
+    if train_on == "organic" and not dataset.has_organic():
+        raise FlexBenchError(f"train_on=organic: dataset {dataset.name!r} stores no organic log "
+                             f"(only KuaiRec's big matrix is one)")
+    return train_on
+
+
+def training_log(dataset: PreparedDataset, source: str) -> pd.DataFrame:
+    """Training users' interactions from ``source`` (``observed`` or ``organic``), as stored."""
+    return dataset.organic_interactions() if source == "organic" else dataset.interactions(Split.TRAIN)
+
+
+def positive_history(history: Sequence[HistoryItem], min_engagement: float | None) -> list[str]:
+    """IDs of the history items with ``engagement >= min_engagement`` (all when ``None``), oldest first."""
+    return [h.item_id for h in history if min_engagement is None or h.engagement >= min_engagement]

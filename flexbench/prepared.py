@@ -13,6 +13,8 @@ every ranker, trainer and the harness read it through :class:`PreparedDataset`.
     labels.parquet        instance_id, need, gains (aligned with candidate_ids), relevant
     interactions.parquet  user_id, item_id, value, timestamp, split
                           (the observable view: KuaiRec's 10% sparse sample)
+    organic.parquet       same columns, optional: a platform's organic log of
+                          training users (KuaiRec's big matrix, all videos)
     item_embeddings.npy   float32 [n_items, dim], L2-normalised (optional)
 
 The fingerprint is a SHA-256 over the data files' bytes, recorded by the result
@@ -35,7 +37,8 @@ from flexbench.errors import FlexBenchError
 from flexbench.types import Candidate, HistoryItem, Instance, NeedLabels, Split
 
 SCHEMA_VERSION = 1
-DATA_FILES = ("instances.parquet", "items.parquet", "labels.parquet", "interactions.parquet")
+DATA_FILES = ("instances.parquet", "items.parquet", "labels.parquet", "interactions.parquet", "organic.parquet")
+ORGANIC_FILE = "organic.parquet"
 EMBEDDINGS_FILE = "item_embeddings.npy"
 
 
@@ -143,6 +146,24 @@ class PreparedDataset:
         frame = pd.read_parquet(self.root / "interactions.parquet")
         return frame if split is None else frame[frame["split"] == Split(split).value].reset_index(drop=True)
 
+    def has_organic(self) -> bool:
+        """Whether an organic log of training users is stored (KuaiRec's big matrix)."""
+        return (self.root / ORGANIC_FILE).exists()
+
+    def organic_interactions(self) -> pd.DataFrame:
+        """The organic log (``user_id, item_id, value, timestamp, split``; training users only)."""
+        if not self.has_organic():
+            raise FlexBenchError(f"dataset {self.name!r} stores no organic log (only KuaiRec's big matrix is one)")
+        frame = pd.read_parquet(self.root / ORGANIC_FILE)
+        return frame.assign(user_id=frame["user_id"].astype(str), item_id=frame["item_id"].astype(str),
+                            split=frame["split"].astype(str))
+
+    @property
+    def positive_engagement(self) -> float | None:
+        """Engagement from which a history item counts as positive feedback (KuaiRec: 1.0), if defined."""
+        value = self.meta.get("config", {}).get("positive_engagement")
+        return None if value is None else float(value)
+
     def item_embeddings(self) -> tuple[list[str], np.ndarray] | None:
         """``(item_ids, matrix)`` of the frozen retriever's item embeddings, if stored."""
         path = self.root / EMBEDDINGS_FILE
@@ -205,12 +226,13 @@ def write_prepared(
     interactions: pd.DataFrame,
     embeddings: np.ndarray | None = None,
     config: Mapping[str, Any] | None = None,
+    organic: pd.DataFrame | None = None,
 ) -> PreparedDataset:
     """Write a prepared dataset atomically enough for reruns: meta.json is written last.
 
     ``instances``/``labels`` use the frames of :func:`instances_frame` and
     :func:`labels_frame`; ``items`` needs ``item_id, text, topics``;
-    ``interactions`` needs ``user_id, item_id, value, timestamp, split``.
+    ``interactions`` and ``organic`` need ``user_id, item_id, value, timestamp, split``.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -222,6 +244,9 @@ def write_prepared(
     items.reset_index(drop=True).to_parquet(root / "items.parquet", index=False)
     labels.to_parquet(root / "labels.parquet", index=False)
     interactions.to_parquet(root / "interactions.parquet", index=False)
+    (root / ORGANIC_FILE).unlink(missing_ok=True)
+    if organic is not None:
+        organic.to_parquet(root / ORGANIC_FILE, index=False)
     if embeddings is not None:
         if len(embeddings) != len(items):
             raise ValueError(f"{len(embeddings)} embeddings for {len(items)} items")

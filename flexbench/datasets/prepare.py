@@ -10,7 +10,12 @@ records the data fingerprint). :func:`prepare_sample` is what
 KuaiRec variants: ``sparse`` (default) stores the 10% sparse view as the
 observable interactions; ``dense`` (``kuairec-dense``) stores the whole dense
 small matrix there, for dense training-time labels (paper Table 9). Instances
-(histories from the sparse view) and labels are identical in both.
+(histories from the sparse view) and labels are identical in both. Both also
+store KuaiRec's organic log (``organic.parquet``: the big matrix of the users
+outside the validation and test splits) and record ``positive_engagement``
+(:data:`KUAIREC_COMPLETE_PLAY`) in the config: every video of the small matrix was
+shown to every user, so there a view says nothing about taste and a complete play
+(watch ratio >= 1) does.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from flexbench.prepared import PreparedDataset, labels_frame, write_prepared
 from needs.base import DATASET_NEEDS
 
 DATASETS = ("kuairec", "ml-1m", "esci")
+KUAIREC_COMPLETE_PLAY = 1.0
 SAMPLE_NAMES = {"kuairec": ("kuairec", "sparse"), "kuairec-dense": ("kuairec", "dense"),
                 "ml-1m": ("ml-1m", "sparse"), "esci": ("esci", "sparse")}
 
@@ -123,14 +129,15 @@ def prepare(cfg: PrepareConfig, raw_dir: Path | None, out_root: Path, *, cache: 
         else:
             instances, labels = build_sequential(loaded.source, item_emb, cfg.build_config())
             interactions = sources.interactions(loaded, cfg.variant, cfg.seed)
-            extra = {}
+            extra = {"positive_engagement": KUAIREC_COMPLETE_PLAY} if cfg.dataset == "kuairec" else {}
+    organic = sources.organic_log(loaded, cfg.seed)
     timings.build = time.perf_counter() - t0 - timings.embed * (cfg.dataset == "esci")
     t0 = time.perf_counter()
     config = {**asdict(cfg), "source": str(source_dir), "sample": raw_dir is None, **extra}
     out = write_prepared(Path(out_root) / cfg.name, dataset=cfg.dataset, variant=cfg.variant,
                          needs=DATASET_NEEDS[cfg.dataset], instances=instances, items=loaded.items,
                          labels=labels_frame(labels), interactions=interactions, embeddings=item_emb,
-                         config=config)
+                         config=config, organic=organic)
     timings.write = time.perf_counter() - t0
     return out
 

@@ -4,7 +4,10 @@
   watch ratios; observable log = a seeded 10% per-user sample of the
   small-matrix rows that have a timestamp (rows with empty time fields cannot
   be placed in a history; they still count as labels); traffic for the trend
-  need = every big-matrix interaction with a catalogue video.
+  need = every big-matrix interaction with a catalogue video; organic log =
+  the big-matrix rows (all videos) of users outside the validation and test
+  splits (KuaiRec's own protocol: train on the big matrix, evaluate on the
+  small one; the big matrix leaves out every small-matrix cell).
 * ML-1M: catalogue = ``movies.dat``; log and labels = all ratings, each user's
   ratings in time order (file order among equal timestamps); traffic = all ratings.
 * ESCI: the joined reduced US set; catalogue = its judged products.
@@ -32,6 +35,7 @@ class Loaded:
     source: SequentialSource | None = None
     joined: pd.DataFrame | None = None
     dense: pd.DataFrame | None = None
+    organic: pd.DataFrame | None = None
 
 
 def load(dataset: str, root: Path, sparsity: float, seed: int) -> Loaded:
@@ -57,7 +61,7 @@ def load_kuairec_source(root: Path, sparsity: float, seed: int) -> Loaded:
     """KuaiRec with the sparse view drawn by :func:`flexbench.instances.sparsify`."""
     folder = kuairec.data_dir(root)
     small = kuairec.load_matrix(folder / "small_matrix.csv", ["user_id", "video_id", "timestamp", "watch_ratio"])
-    big = kuairec.load_matrix(folder / "big_matrix.csv", ["video_id", "timestamp"])
+    big = kuairec.load_matrix(folder / "big_matrix.csv", ["user_id", "video_id", "timestamp", "watch_ratio"])
     cap_path = folder / "kuairec_caption_category.csv"
     raw = kuairec.KuaiRecRaw(small=small, big=None,
                              categories=kuairec.load_item_categories(folder / "item_categories.csv"),
@@ -85,7 +89,7 @@ def load_kuairec_source(root: Path, sparsity: float, seed: int) -> Loaded:
     dense_rows = pd.DataFrame({"user": ucode, "item": icode, "value": wr,
                                "timestamp": pd.array(np.where(np.isfinite(ts), np.floor(np.nan_to_num(ts)), np.nan),
                                                      dtype="Float64").astype("Int64")})
-    return Loaded(items=items, source=source, dense=dense_rows)
+    return Loaded(items=items, source=source, dense=dense_rows, organic=big)
 
 
 def load_movielens_source(root: Path) -> Loaded:
@@ -122,3 +126,35 @@ def interactions(loaded: Loaded, variant: str, seed: int) -> pd.DataFrame:
         "timestamp": pd.array(rows["timestamp"], dtype="Int64"),
         "split": split[users].astype(str),
     })
+
+
+def organic_log(loaded: Loaded, seed: int) -> pd.DataFrame | None:
+    """KuaiRec's big matrix without the validation and test users (``organic.parquet``); ``None`` elsewhere.
+
+    Rows are grouped by user and time-ordered (file order among equal times);
+    ``user_id``/``item_id`` are categorical strings, ``split`` is ``train`` (big-
+    matrix users outside the small matrix are never evaluated).
+    """
+    big, src = loaded.organic, loaded.source
+    if big is None or src is None:
+        return None
+    split = split_users(np.arange(len(src.user_ids)), seed)
+    users = big["user_id"].to_numpy()
+    pos = np.minimum(np.searchsorted(src.user_ids, users), len(src.user_ids) - 1)
+    held_out = (src.user_ids[pos] == users) & (split[pos] != "train")
+    ts = big["timestamp"].to_numpy(dtype=np.float64)
+    keep = np.flatnonzero(~held_out & np.isfinite(ts))
+    keep = keep[np.lexsort((keep, ts[keep], users[keep]))]
+    return pd.DataFrame({
+        "user_id": _categorical(users[keep]),
+        "item_id": _categorical(big["video_id"].to_numpy()[keep]),
+        "value": big["watch_ratio"].to_numpy(dtype=np.float64)[keep],
+        "timestamp": pd.array(np.floor(ts[keep]).astype(np.int64), dtype="Int64"),
+        "split": pd.Categorical(np.full(len(keep), "train")),
+    })
+
+
+def _categorical(ids: np.ndarray) -> pd.Categorical:
+    """Integer IDs as a categorical of their decimal strings (cheap for millions of rows)."""
+    uniq, codes = np.unique(ids, return_inverse=True)
+    return pd.Categorical.from_codes(codes, categories=uniq.astype(str))

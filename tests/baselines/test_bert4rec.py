@@ -13,8 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from baseline_fixtures import history_instance
 
-from baselines.bert4rec import BERT4RecConfig, BERT4RecModel, BERT4RecRanker, train_command
+from baselines.bert4rec import (
+    BERT4RecConfig,
+    BERT4RecModel,
+    BERT4RecRanker,
+    history_threshold,
+    train_command,
+    write_atomic_files,
+)
 from flexbench.errors import FlexBenchError
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
 from flexbench.trainers import TrainRequest
@@ -152,3 +160,38 @@ def test_missing_checkpoint_and_bad_options(mock_ctx, tmp_path) -> None:
         BERT4RecConfig.from_options({"epoch": 3})
     with pytest.raises(FlexBenchError, match="multiple of n_heads"):
         BERT4RecConfig(hidden_size=10, n_heads=3)
+
+
+def test_positive_history_mode_feeds_only_engaged_items(trained) -> None:
+    """With a threshold, rank() scores each instance from its items with engagement >= threshold only."""
+    model = BERT4RecModel.load(trained[1])
+    known = list(model.index)[:8]
+    x = history_instance("x", [(known[0], 2.0), (known[1], 0.2), (known[2], 1.0), (known[3], 0.5)], known[4:])
+    model.min_engagement = 1.0
+    [ranking] = model.rank([x])
+    kept = model.scores([[known[0], known[2]]], [known[4:]])[0]
+    assert ranking.item_ids == tuple(known[4:][i] for i in np.lexsort((known[4:], -kept)))
+    assert not np.allclose(kept, model.scores([known[:4]], [known[4:]])[0])
+    model.min_engagement = 9.0  # nothing kept: the mask token alone, the model's learned prior
+    assert model.rank([x])[0].item_ids == tuple(known[4:][i] for i in np.lexsort(
+        (known[4:], -model.scores([[]], [known[4:]])[0])))
+
+
+def test_history_mode_and_training_log_follow_the_dataset(tiny_dataset, tmp_path) -> None:
+    emb = {i: (1.0, 0.0) for i in "ABCD"}
+    observed = [("u1", "A", 1.0, 1, "train"), ("u1", "B", 1.0, 2, "train"), ("u9", "C", 1.0, 1, "test")]
+    organic = [("b2", "D", 0.3, 5, "train"), ("b1", "C", 0.5, 9, "train"), ("b1", "A", 2.0, 3, "train")]
+    kuai = tiny_dataset(emb, observed, [history_instance("x", [("A", 1.0)], ["B", "C"])], name="kuai",
+                        organic=organic, config={"positive_engagement": 1.0})
+    plain = tiny_dataset(emb, observed, [history_instance("x", [("A", 1.0)], ["B", "C"])], name="plain")
+    assert [history_threshold(kuai, m) for m in ("auto", "positive", "all")] == [1.0, 1.0, None]
+    assert history_threshold(plain, "auto") is None
+    with pytest.raises(FlexBenchError, match="defines no positive engagement"):
+        history_threshold(plain, "positive")
+    with pytest.raises(FlexBenchError, match="history must be one of"):
+        BERT4RecConfig(history="liked")
+    name = write_atomic_files(kuai, tmp_path, "organic")
+    rows = (tmp_path / name / f"{name}.inter").read_text().splitlines()
+    assert "_organic_" in name and rows[1:] == ["b1\tA\t0.0", "b1\tC\t1.0", "b2\tD\t0.0"]
+    name = write_atomic_files(kuai, tmp_path, "observed")
+    assert (tmp_path / name / f"{name}.inter").read_text().splitlines()[1:] == ["u1\tA\t0.0", "u1\tB\t1.0"]

@@ -6,6 +6,7 @@ import pytest
 from baseline_fixtures import history_instance, query_instance
 
 from baselines.popularity import PopularityRanker
+from flexbench.errors import FlexBenchError
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
 from needs.base import INTEREST, NOVELTY
 
@@ -41,3 +42,21 @@ def test_unavailable_without_training_interactions(tiny_dataset) -> None:
     ds = tiny_dataset(EMB, [("u9", "A", 1.0, 1, "valid")], [query_instance("q", ["A", "B"])])
     with pytest.raises(RankerUnavailable, match="no"):
         PopularityRanker(RankerContext(ds))
+
+
+ORGANIC = [("b1", "C", 0.5, 1, "train"), ("b1", "E", 0.9, 2, "train"), ("b2", "C", 2.0, 1, "train")]
+
+
+def test_counts_the_organic_log_where_stored_and_observed_on_request(tiny_dataset) -> None:
+    ds = tiny_dataset(EMB, INTERACTIONS, [history_instance("x", [("A", 1.0)], ["E", "D", "C", "B", "A"])],
+                      organic=ORGANIC)
+    auto = PopularityRanker(RankerContext(ds))
+    assert auto.counts == {"C": 2, "E": 1} and auto.train_on == "organic"
+    assert auto.rank(ds.instances(), INTEREST)[0].item_ids == ("C", "E", "A", "B", "D")
+    observed = PopularityRanker(RankerContext(ds, options={"train_on": "observed"}))
+    assert observed.counts == {"A": 2, "B": 2, "C": 1}
+    plain = tiny_dataset(EMB, INTERACTIONS, [query_instance("q", ["A", "B"])], name="plain")
+    with pytest.raises(FlexBenchError, match="no organic log"):
+        PopularityRanker(RankerContext(plain, options={"train_on": "organic"}))
+    with pytest.raises(FlexBenchError, match="train_on must be one of"):
+        PopularityRanker(RankerContext(plain, options={"train_on": "big"}))

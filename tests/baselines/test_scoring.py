@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from baselines.scoring import expected_random_ndcg, rank_by_score
+from baselines.scoring import expected_random_ndcg, positive_history, rank_by_score
 from flexbench.metrics import mean_metrics, score_rankings
-from flexbench.types import NeedLabels
+from flexbench.types import HistoryItem, NeedLabels
 
 
 def test_rank_by_score_breaks_ties_by_id() -> None:
@@ -27,3 +27,10 @@ def test_expected_random_ndcg_equals_mean_over_all_permutations() -> None:
         assert expected_random_ndcg([labels], k=k) == pytest.approx(exact, abs=1e-12)
     zero = NeedLabels("z", "interest", ids, (0.0,) * 5, frozenset())
     assert expected_random_ndcg([zero]) == 0.0 and np.isclose(expected_random_ndcg([]), 0.0)
+
+
+def test_positive_history_keeps_engaged_items_in_order() -> None:
+    history = [HistoryItem(i, i, e, n) for n, (i, e) in enumerate([("a", 0.4), ("b", 1.0), ("c", 2.5), ("d", 0.99)])]
+    assert positive_history(history, 1.0) == ["b", "c"]
+    assert positive_history(history, None) == ["a", "b", "c", "d"]
+    assert positive_history(history, 3.0) == []

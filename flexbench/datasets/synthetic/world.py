@@ -13,9 +13,10 @@ move along the ring or towards their taste. Each step a user
 
 An event is *in state* when its item's topic is the current topic. Engagement
 (watch ratio, rating) grows with being in state, with the user's taste for the
-topic and with item quality:
+topic and with item quality; with the weights ``(w_s, w_t, w_q, w_e)`` of
+``WorldConfig.engagement`` (default ``(1.1, 0.9, 0.4, 0.5)``):
 
-    z = 1.1 * in_state + 0.9 * taste(u, topic) + 0.4 * quality + 0.5 * eps,  eps ~ N(0, 1)
+    z = w_s * in_state + w_t * taste(u, topic) + w_q * quality + w_e * eps,  eps ~ N(0, 1)
 
 so that history-aware methods (sequence models, STAR, LLMs) can beat
 popularity and random on the interest need, while popularity still carries
@@ -45,6 +46,7 @@ class WorldConfig:
     pop_exponent: float = 0.6
     state_pop_power: float = 0.0
     noise_pop_power: float = 0.5
+    engagement: tuple[float, float, float, float] = (1.1, 0.9, 0.4, 0.5)
 
     def __post_init__(self) -> None:
         if min(self.n_users, self.n_items, self.n_topics) < 1:
@@ -75,8 +77,9 @@ class World:
     def engagement(self, users: np.ndarray, items: np.ndarray, in_state: np.ndarray,
                    rng: np.random.Generator) -> np.ndarray:
         """Latent engagement ``z`` (module docstring) for each event."""
-        return (1.1 * in_state + 0.9 * self.taste_score(users, items)
-                + 0.4 * self.quality[items] + 0.5 * rng.standard_normal(len(items)))
+        w_s, w_t, w_q, w_e = self.config.engagement
+        return (w_s * in_state + w_t * self.taste_score(users, items)
+                + w_q * self.quality[items] + w_e * rng.standard_normal(len(items)))
 
 
 def make_world(cfg: WorldConfig) -> World:
@@ -107,11 +110,15 @@ def _norm(p: np.ndarray) -> np.ndarray:
 
 
 def user_sequence(world: World, user: int, n_events: int, rng: np.random.Generator,
-                  items: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  items: np.ndarray | None = None,
+                  noise_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Items consumed by ``user`` in order (no repeats) and whether each event was in state.
 
     ``items`` restricts the catalogue (default all items); ``n_events`` is capped
-    by its size. This is a Python loop over events: for the ``small`` samples only.
+    by its size. ``noise_weights`` (``[n_events, n_items]``) replaces
+    ``popularity ** noise_pop_power`` as the weights of step ``k``'s feed pick
+    (3. in the module docstring), e.g. to follow each day's trending items.
+    This is a Python loop over events: for the ``small`` samples only.
     """
     cfg = world.config
     pool = np.arange(cfg.n_items) if items is None else np.asarray(items)
@@ -136,7 +143,9 @@ def user_sequence(world: World, user: int, n_events: int, rng: np.random.Generat
                 pick = int(rng.choice(cands, p=_norm(world.popularity[cands] ** cfg.state_pop_power)))
         if pick < 0:
             cands = np.flatnonzero(allowed)
-            pick = int(rng.choice(cands, p=_norm(world.popularity[cands] ** cfg.noise_pop_power)))
+            weight = world.popularity[cands] ** cfg.noise_pop_power if noise_weights is None \
+                else noise_weights[step, cands]
+            pick = int(rng.choice(cands, p=_norm(weight)))
         flags[step] = world.topic[pick] == state
         out[step] = pick
         allowed[pick] = False
