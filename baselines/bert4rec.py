@@ -68,7 +68,7 @@ from flexbench.ranker import RankerContext, RankerUnavailable
 from flexbench.trainers import TrainRequest
 from flexbench.types import Instance, NeedSpec, Ranking, Split
 
-META_FILE, MODEL_FILE, FORMAT_VERSION = "bert4rec.json", "model.pt", 2
+META_FILE, MODEL_FILE, FORMAT_VERSION = "bert4rec.json", "model.pt", 1
 HISTORY_MODES = ("auto", "all", "positive")
 # Keys of RecBole's Config that BERT4Rec.__init__ reads; saved so the model can be rebuilt without RecBole's data.
 _MODEL_KEYS = ("USER_ID_FIELD", "ITEM_ID_FIELD", "LIST_SUFFIX", "ITEM_LIST_LENGTH_FIELD", "NEG_PREFIX",
@@ -311,7 +311,7 @@ class BERT4RecModel:
         self.index = {item: i for i, item in enumerate(item_ids) if i > 0}  # 0 is RecBole's [PAD]
         self.max_len = int(model.max_seq_length)
         self.mask_token = int(model.mask_token)
-        self.min_engagement: float | None = meta["run_key"].get("history_min_engagement")
+        self.min_engagement: float | None = meta["run_key"].get("history_min_engagement")  # absent: all
 
     @classmethod
     def load(cls, path: Path) -> BERT4RecModel:
@@ -374,7 +374,8 @@ class BERT4RecRanker:
                                     f"{dataset.name} --no-resume`")
         self.bert4rec = BERT4RecModel.load(path)
         self.batch_size = int(ctx.options.get("batch_size", 256))
-        self.provenance = {"model": f"RecBole BERT4Rec on the {meta['run_key']['train_on']} log ({path})",
+        source = meta["run_key"].get("train_on", "observed")  # checkpoints from before the option: observed
+        self.provenance = {"model": f"RecBole BERT4Rec on the {source} log ({path})",
                            "checkpoint_key": meta["run_key"],
                            "best_epoch": meta["best_epoch"], "train_seconds": meta["train_seconds"]}
 
