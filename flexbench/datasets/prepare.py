@@ -130,14 +130,13 @@ def prepare(cfg: PrepareConfig, raw_dir: Path | None, out_root: Path, *, cache: 
             instances, labels = build_sequential(loaded.source, item_emb, cfg.build_config())
             interactions = sources.interactions(loaded, cfg.variant, cfg.seed)
             extra = {"positive_engagement": KUAIREC_COMPLETE_PLAY} if cfg.dataset == "kuairec" else {}
-    organic = sources.organic_log(loaded, cfg.seed)
     timings.build = time.perf_counter() - t0 - timings.embed * (cfg.dataset == "esci")
     t0 = time.perf_counter()
     config = {**asdict(cfg), "source": str(source_dir), "sample": raw_dir is None, **extra}
     out = write_prepared(Path(out_root) / cfg.name, dataset=cfg.dataset, variant=cfg.variant,
                          needs=DATASET_NEEDS[cfg.dataset], instances=instances, items=loaded.items,
                          labels=labels_frame(labels), interactions=interactions, embeddings=item_emb,
-                         config=config, organic=organic)
+                         config=config, organic=loaded.organic)
     timings.write = time.perf_counter() - t0
     return out
 
