@@ -27,7 +27,8 @@ user, so a view alone says nothing about taste); ``all`` feeds every item;
 Scoring. RecBole's ``predict`` appends the mask token and drops the first column,
 losing the oldest history item, and ranks all items rather than a given list. The
 ranker runs the model itself: the user's last ``L - 1`` (kept) history items known
-to the model, then the mask token (alone when no item is kept: the learned prior); ``h`` is the encoder output at the mask position and
+to the model, then the mask token (alone when no item is kept: the learned prior);
+``h`` is the encoder output at the mask position and
 
     s(c) = <h, E[c]> + b[c]
 
