@@ -29,7 +29,11 @@ from needs.trend import TrafficIndex
 
 @dataclass(frozen=True)
 class Loaded:
-    """A loaded dataset: the catalogue and either a sequential source or the joined ESCI table."""
+    """A loaded dataset: the catalogue and either a sequential source or the joined ESCI table.
+
+    ``dense``: KuaiRec's whole small matrix (the ``dense`` variant's interactions);
+    ``organic``: KuaiRec's organic log (:func:`organic_log`).
+    """
 
     items: pd.DataFrame
     source: SequentialSource | None = None
