@@ -184,7 +184,6 @@ def write_atomic_files(dataset: PreparedDataset, root: Path, source: str = "obse
     if path.exists():
         return name
     inter = training_log(dataset, source)
-    inter = inter[inter["split"] == Split.TRAIN.value]
     if inter.empty:
         raise FlexBenchError(f"dataset {dataset.name!r} has no training interactions; BERT4Rec needs user "
                              f"histories (esci has queries only)")

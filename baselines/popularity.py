@@ -25,7 +25,6 @@ class PopularityRanker:
         self.name = str(ctx.options.get("registry_name", "popularity"))
         self.train_on = resolve_train_source(ctx.dataset, str(ctx.options.get("train_on", "auto")))
         interactions = training_log(ctx.dataset, self.train_on)
-        interactions = interactions[interactions["split"] == "train"]
         if interactions.empty:
             raise RankerUnavailable(f"popularity needs training interactions; {ctx.dataset.name!r} has none")
         self.counts: dict[str, int] = interactions["item_id"].astype(str).value_counts().to_dict()

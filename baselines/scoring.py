@@ -68,8 +68,11 @@ def resolve_train_source(dataset: PreparedDataset, train_on: str) -> str:
 
 
 def training_log(dataset: PreparedDataset, source: str) -> pd.DataFrame:
-    """Training users' interactions from ``source`` (``observed`` or ``organic``), as stored."""
-    return dataset.organic_interactions() if source == "organic" else dataset.interactions(Split.TRAIN)
+    """The ``split == "train"`` rows of ``source`` (``observed`` or ``organic``), in stored order."""
+    if source != "organic":
+        return dataset.interactions(Split.TRAIN)
+    frame = dataset.organic_interactions()
+    return frame[frame["split"] == Split.TRAIN.value].reset_index(drop=True)
 
 
 def positive_history(history: Sequence[HistoryItem], min_engagement: float | None) -> list[str]:

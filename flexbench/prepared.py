@@ -37,8 +37,8 @@ from flexbench.errors import FlexBenchError
 from flexbench.types import Candidate, HistoryItem, Instance, NeedLabels, Split
 
 SCHEMA_VERSION = 1
-DATA_FILES = ("instances.parquet", "items.parquet", "labels.parquet", "interactions.parquet", "organic.parquet")
 ORGANIC_FILE = "organic.parquet"
+DATA_FILES = ("instances.parquet", "items.parquet", "labels.parquet", "interactions.parquet", ORGANIC_FILE)
 EMBEDDINGS_FILE = "item_embeddings.npy"
 
 

@@ -44,7 +44,8 @@ def test_unavailable_without_training_interactions(tiny_dataset) -> None:
         PopularityRanker(RankerContext(ds))
 
 
-ORGANIC = [("b1", "C", 0.5, 1, "train"), ("b1", "E", 0.9, 2, "train"), ("b2", "C", 2.0, 1, "train")]
+ORGANIC = [("b1", "C", 0.5, 1, "train"), ("b1", "E", 0.9, 2, "train"), ("b2", "C", 2.0, 1, "train"),
+           ("b9", "E", 1.0, 1, "valid")]  # a held-out user's row: never counted
 
 
 def test_counts_the_organic_log_where_stored_and_observed_on_request(tiny_dataset) -> None:
