@@ -1,8 +1,8 @@
 """Causal swap rewards: O(K) closed form vs brute-force swap recomputation, same run.
 
 Computes the FlexRec causal swap reward for 512 rollouts x K = 30 (a GRPO step of
-64 prompts x G = 8) with :func:`flexbench.train.rewards.causal_swap_rewards` and
-with the reference :func:`~flexbench.train.rewards.brute_force_swap_rewards`,
+64 prompts x G = 8) with :func:`flexbench.train.credit.rewards.causal_swap_rewards` and
+with the reference :func:`~flexbench.train.credit.rewards.brute_force_swap_rewards`,
 which builds every swapped ranking and recomputes NDCG (vectorised over the
 batch). Prints the median of ``timeit`` repeats for both, the speed-up, and the
 largest absolute difference between the two.
@@ -18,7 +18,7 @@ import timeit
 
 import numpy as np
 
-from flexbench.train.rewards import brute_force_swap_rewards, causal_swap_rewards, ideal_dcg
+from flexbench.train.credit.rewards import brute_force_swap_rewards, causal_swap_rewards, ideal_dcg
 
 
 def _median_seconds(fn, repeats: int) -> float:

@@ -4,7 +4,7 @@ Builds the real training path on a prepared dataset (default: the bundled
 KuaiRec sample) with the CPU default config (SmolLM2-135M, G = 4, one prompt
 per step, 160 new tokens) and times, over ``--steps`` RL steps:
 
-* rollout: :class:`flexbench.train.rollout.RolloutSampler` (prompt, sampling
+* rollout: :class:`flexbench.train.rollout.sampler.RolloutSampler` (prompt, sampling
   through the transformers backend, parsing, credit) -> generated tokens/s;
 * update: reference log-probs + the PPO-clip/KL/entropy update
   (:class:`flexbench.train.loop.PolicyTrainer` internals) -> seconds/step.
@@ -45,11 +45,11 @@ def _build(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from flexbench.catalog import open_dataset
     from flexbench.cli.train import parse_overrides
     from flexbench.train.config import TrainConfig
-    from flexbench.train.gains import make_gain_provider
     from flexbench.train.loop import PolicyTrainer
     from flexbench.train.methods import get_method
-    from flexbench.train.rollout import make_backend
+    from flexbench.train.rollout.engines import make_backend
     from flexbench.train.run import _load_policy, _reference
+    from flexbench.train.signal.gains import make_gain_provider
     from flexbench.train.tasks import TaskSampler
     from needs.base import get_need
 
@@ -103,7 +103,7 @@ def _reference(trainer: Any, tokenizer: Any, measured: dict[str, Any]) -> dict[s
     import torch
 
     from flexbench.llm.prompts import build_prompt
-    from flexbench.train.forward import score_completions
+    from flexbench.train.optim.forward import score_completions
 
     cfg = trainer.cfg
     model = trainer.acc.unwrap_model(trainer.model)

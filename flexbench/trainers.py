@@ -55,7 +55,7 @@ class TrainerEntry:
 _POLICY = "flexbench.train.run:train_policy"
 
 TRAINERS: dict[str, TrainerEntry] = {e.name: e for e in (
-    TrainerEntry("critic", "flexbench.train.critic_cli:train_critic_command",
+    TrainerEntry("critic", "flexbench.cli.critic:train_critic_command",
                  "Uncertainty-aware critic (mean + log-variance, beta-NLL).", per_need=False),
     TrainerEntry("bert4rec", "baselines.bert4rec:train_command", "RecBole BERT4Rec on training sequences.",
                  per_need=False),

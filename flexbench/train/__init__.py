@@ -1,8 +1,18 @@
-"""FlexRec training: rewards, advantages, uncertainty weights, the critic, CF imputers and the GRPO loop.
+"""Policy training: the FlexRec loop and every method of the paper's tables.
 
-The reward and advantage computations are plain, separately tested functions
-(``rewards``, ``advantages``, ``token_advantages``, ``uncertainty``); the
-training-time gains come from ``gains`` (observed labels, the critic of
-``critic`` or the KNN imputers of ``knn``). Nothing is imported here: import the
-submodule you need.
+Layout (nothing is imported here: import the module you need)::
+
+    config.py      TrainConfig: every option, validated; presets/ hold named option sets
+    methods.py     METHODS: the one table of trained methods (MethodSpec rows)
+    run.py         train_policy: config + data + gains + model + engine -> PolicyTrainer
+    loop.py        PolicyTrainer: rollouts -> credit -> PPO-clip update -> sync, checkpoints
+    tasks.py       the training prompts (instance, need, gains) in a seeded order
+    validation.py  validation NDCG during training
+    checkpoint.py  resumable checkpoints and the saved policy
+    curves.py      metrics.jsonl, curve plots, progress bar
+    policy_ranker.py  a trained checkpoint as a Ranker
+    signal/        where training-time gains come from (labels, critic, KNN)
+    credit/        rewards, group-relative (GRPO) advantages, uncertainty weights, token mapping
+    optim/         forward pass, policy loss, PPO value head/GAE, SFT
+    rollout/       rollout sampling and crediting, generation engines and weight sync
 """

@@ -2,7 +2,7 @@
 
 Every method runs through :class:`PolicyTrainer`; the method
 (:class:`~flexbench.train.methods.MethodSpec`) only decides the credit
-assignment (:mod:`flexbench.train.credit`), the SFT warm-up and whether a
+assignment (:mod:`flexbench.train.credit.assign`), the SFT warm-up and whether a
 value head is trained. One step is::
 
     step < warm-up (or an SFT-only method):  SFT on the optimal lists of sft_batch_size prompts
@@ -50,12 +50,12 @@ from flexbench.train.curves import (
     progress_bar,
     truncate_metrics,
 )
-from flexbench.train.forward import pack, score_completions
-from flexbench.train.loss import policy_loss
 from flexbench.train.methods import Algorithm, MethodSpec
-from flexbench.train.ppo import ValueHead, gae, value_loss, whiten
-from flexbench.train.rollout import Rollout, RolloutSampler
-from flexbench.train.sft import sft_step, task_examples
+from flexbench.train.optim.forward import pack, score_completions
+from flexbench.train.optim.loss import policy_loss
+from flexbench.train.optim.ppo import ValueHead, gae, value_loss, whiten
+from flexbench.train.optim.sft import sft_step, task_examples
+from flexbench.train.rollout.sampler import Rollout, RolloutSampler
 from flexbench.train.tasks import TaskSampler
 
 Validator = Callable[[torch.nn.Module, int], list[dict[str, Any]]]

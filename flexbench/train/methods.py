@@ -12,7 +12,7 @@ A method does not copy the training loop; it chooses, for the one loop in
 * ``uncertainty``  — whether rollout advantages are scaled by the critic's
   inverse-variance weights;
 * ``gain_signal``  — where training-time gains come from
-  (:func:`flexbench.train.gains.make_gain_provider`);
+  (:func:`flexbench.train.signal.gains.make_gain_provider`);
 * ``sft_warmup_steps`` and ``algorithm`` (RL after warm-up, or SFT only);
 * ``config`` — config overrides the method needs (TALLRec: LoRA, lr 1e-4).
 

@@ -7,7 +7,7 @@
    method's own overrides (TALLRec: LoRA, lr 1e-4), then ``--config``/``--set``,
    then ``--model``/``--seed``;
 2. opens the dataset (``flexrec-dense`` trains on ``<dataset>-dense``) and one
-   gain provider per training need (:func:`flexbench.train.gains.make_gain_provider`);
+   gain provider per training need (:func:`flexbench.train.signal.gains.make_gain_provider`);
 3. makes sure the critic exists when the method's gains need it for an
    engagement need: the one checkpoint under ``<data>/checkpoints/critic/<dataset>/``
    is used; when there is none it is trained first with the critic's defaults
@@ -53,7 +53,7 @@ def train_policy(request: TrainRequest) -> Path:
 
     from flexbench.catalog import open_dataset
     from flexbench.train.loop import PolicyTrainer, mixed_precision
-    from flexbench.train.rollout import make_backend
+    from flexbench.train.rollout.engines import make_backend
     from flexbench.train.tasks import TaskSampler
     from needs.base import DATASET_NEEDS, get_need
 
@@ -95,7 +95,7 @@ def _train_dataset_name(name: str, method: MethodSpec) -> str:
 
 def _gain_providers(dataset: Any, needs: list[str], method: MethodSpec, cfg: TrainConfig,
                     request: TrainRequest) -> dict[str, Any]:
-    from flexbench.train.gains import ENGAGEMENT_NEEDS, make_gain_provider
+    from flexbench.train.signal.gains import ENGAGEMENT_NEEDS, make_gain_provider
 
     critic = ensure_critic(dataset.name, cfg, request) if method.needs_critic and ENGAGEMENT_NEEDS & set(needs) \
         else None
@@ -105,7 +105,7 @@ def _gain_providers(dataset: Any, needs: list[str], method: MethodSpec, cfg: Tra
 def ensure_critic(dataset: str, cfg: TrainConfig, request: TrainRequest) -> Path:
     """The critic checkpoint of ``dataset``; trained first when missing and ``cfg.auto_critic``."""
     from flexbench.paths import checkpoints_dir
-    from flexbench.train.gains import default_critic_path
+    from flexbench.train.signal.gains import default_critic_path
     from flexbench.trainers import get_trainer
 
     root = checkpoints_dir() / "critic" / dataset

@@ -7,7 +7,7 @@ joint training the need of position ``p`` is drawn uniformly from the needs
 with a generator seeded by ``(seed, p)``. Nothing depends on earlier draws, so
 resuming at the stored position continues the exact data order.
 
-Training-time gains come from a :class:`~flexbench.train.gains.GainProvider`
+Training-time gains come from a :class:`~flexbench.train.signal.gains.GainProvider`
 per need and are cached per (instance, need).
 """
 
@@ -25,7 +25,7 @@ from flexbench.types import Instance, NeedSpec
 
 
 class GainSource(Protocol):
-    """The part of :class:`flexbench.train.gains.GainProvider` used here."""
+    """The part of :class:`flexbench.train.signal.gains.GainProvider` used here."""
 
     def candidate_gains(self, instance: Instance, need: str) -> tuple[np.ndarray, np.ndarray]: ...
 

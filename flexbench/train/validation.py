@@ -11,7 +11,7 @@ need goes to ``metrics.jsonl``::
 
 ``reward_mean`` is the mean sequence reward of those greedy outputs under the
 *true* labels: NDCG of the repaired list (cutoff K) plus the Rec-R1 format term
-(:func:`flexbench.train.rewards.sequence_rewards`), defined for every method
+(:func:`flexbench.train.credit.rewards.sequence_rewards`), defined for every method
 and step, SFT included.
 """
 
@@ -24,8 +24,8 @@ import numpy as np
 
 from flexbench.harness import aggregate_rates, score_batch
 from flexbench.metrics import mean_metrics
+from flexbench.train.credit.rewards import ideal_dcg, ndcg, sequence_rewards
 from flexbench.train.policy_ranker import PolicyRanker
-from flexbench.train.rewards import ideal_dcg, ndcg, sequence_rewards
 from flexbench.types import Instance, InstanceRecord, NeedLabels, NeedSpec
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flexbench.train.advantages import item_advantages, rank_grpo_advantages, sequence_advantages
+from flexbench.train.credit.grpo import item_advantages, rank_grpo_advantages, sequence_advantages
 
 
 def test_sequence_advantages_hand_computed() -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from flexbench.errors import FlexBenchError
-from flexbench.train.critic import (
+from flexbench.train.signal.critic import (
     CriticConfig,
     beta_nll_loss,
     evaluate_critic,
@@ -16,7 +16,7 @@ from flexbench.train.critic import (
     save_critic,
     train_critic,
 )
-from flexbench.train.critic_data import CriticExamples, examples_from_interactions, split_indices
+from flexbench.train.signal.critic_data import CriticExamples, examples_from_interactions, split_indices
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
@@ -112,7 +112,7 @@ def test_config_validation() -> None:
 def test_train_critic_command_on_mock(data_root, capsys) -> None:
     import json
 
-    from flexbench.train.critic_cli import train_critic_command
+    from flexbench.cli.critic import train_critic_command
     from flexbench.trainers import TrainRequest
 
     out = data_root / "ckpt"

@@ -10,9 +10,9 @@ import pytest
 
 from flexbench.errors import FlexBenchError
 from flexbench.prepared import PreparedDataset
-from flexbench.train.critic import CriticConfig, save_critic, train_critic
-from flexbench.train.critic_data import dataset_examples, split_indices
-from flexbench.train.gains import make_gain_provider, value_to_gain
+from flexbench.train.signal.critic import CriticConfig, save_critic, train_critic
+from flexbench.train.signal.critic_data import dataset_examples, split_indices
+from flexbench.train.signal.gains import make_gain_provider, value_to_gain
 from flexbench.types import Candidate, Instance
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flexbench.train.knn import ItemKNN, UserKNN
+from flexbench.train.signal.knn import ItemKNN, UserKNN
 
 # users a: x=1 y=2; b: x=2 y=4 z=3; c: y=1 z=5
 FRAME = pd.DataFrame(

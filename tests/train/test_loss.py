@@ -8,8 +8,8 @@ import pytest
 import torch
 from policy_fixtures import tiny_llama
 
-from flexbench.train.forward import completion_logits, pack, score_completions
-from flexbench.train.loss import k3_kl, masked_sum_mean, policy_loss, token_entropy, token_logprobs
+from flexbench.train.optim.forward import completion_logits, pack, score_completions
+from flexbench.train.optim.loss import k3_kl, masked_sum_mean, policy_loss, token_entropy, token_logprobs
 
 VOCAB = 50
 

@@ -11,9 +11,9 @@ from flexbench.llm.labels import format_entry, label_map
 from flexbench.llm.parsing import decode_with_offsets, parse_ranking
 from flexbench.ranker import REGISTRY
 from flexbench.train.config import TrainConfig, load_preset
-from flexbench.train.credit import group_credit, reward_row
+from flexbench.train.credit.assign import group_credit, reward_row
 from flexbench.train.methods import METHODS, Advantage, Algorithm, ItemReward, get_method
-from flexbench.train.rollout import credit_rollouts
+from flexbench.train.rollout.sampler import credit_rollouts
 from flexbench.train.tasks import PromptTask, TaskSampler
 from flexbench.trainers import TRAINERS
 

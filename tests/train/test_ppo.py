@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from flexbench.train.ppo import ValueHead, gae, token_rewards, value_loss, whiten
+from flexbench.train.optim.ppo import ValueHead, gae, token_rewards, value_loss, whiten
 
 
 def _gae_reference(r: list[float], v: list[float], gamma: float, lam: float) -> tuple[list[float], list[float]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flexbench.train.rewards import (
+from flexbench.train.credit.rewards import (
     brute_force_swap_rewards,
     causal_swap_rewards,
     discounts,

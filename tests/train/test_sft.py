@@ -12,8 +12,8 @@ from flexbench.llm.parsing import parse_ranking
 from flexbench.train.checkpoint import save_policy
 from flexbench.train.config import TrainConfig
 from flexbench.train.curves import METRICS_FILE, read_metrics
+from flexbench.train.optim.sft import answer_text, sft_loss, sft_step, task_examples
 from flexbench.train.run import apply_lora_and_checkpointing
-from flexbench.train.sft import answer_text, sft_loss, sft_step, task_examples
 from flexbench.train.tasks import TaskSampler
 
 __all__ = ["toy_tokenizer"]

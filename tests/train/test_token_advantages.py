@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flexbench.train.token_advantages import token_advantages, token_item_index
+from flexbench.train.credit.tokens import token_advantages, token_item_index
 
 
 def test_item_tokens_get_item_advantage() -> None:

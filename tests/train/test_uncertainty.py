@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flexbench.train.uncertainty import apply_weights, sequence_variance, uncertainty_weights
+from flexbench.train.credit.uncertainty import apply_weights, sequence_variance, uncertainty_weights
 
 
 def test_sequence_variance_hand_computed() -> None:

@@ -12,7 +12,7 @@ advantages; ``valid`` marks the valid first occurrences.
 
 Sequence reward ``R_i`` = NDCG@cutoff of the repaired list (valid first
 occurrences, then the same padding) plus the Rec-R1 format term
-(:func:`flexbench.train.rewards.sequence_rewards`).
+(:func:`flexbench.train.credit.rewards.sequence_rewards`).
 
 Per method (:class:`~flexbench.train.methods.MethodSpec`):
 
@@ -35,10 +35,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from flexbench.train import advantages as adv
-from flexbench.train import rewards as rw
+from flexbench.train.credit import grpo as adv
+from flexbench.train.credit import rewards as rw
+from flexbench.train.credit.uncertainty import sequence_variance, uncertainty_weights
 from flexbench.train.methods import Advantage, ItemReward, MethodSpec
-from flexbench.train.uncertainty import sequence_variance, uncertainty_weights
 
 _ITEM_REWARD: dict[ItemReward, Callable[..., np.ndarray]] = {
     ItemReward.CAUSAL: rw.causal_swap_rewards,

@@ -4,7 +4,7 @@ The value head is a linear map of the policy's last hidden state at the
 position that predicts token ``t`` (shared trunk, as in TRL's
 ``AutoModelForCausalLMWithValueHead``): ``V(s_t) = w^T h_t + b``.
 
-Token rewards ``r_t`` (see :mod:`flexbench.train.credit`) are turned into
+Token rewards ``r_t`` (see :mod:`flexbench.train.credit.assign`) are turned into
 advantages by generalised advantage estimation (Schulman et al. 2016) with a
 terminal value of 0 after the last completion token::
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from flexbench.train.loss import masked_sum_mean
+from flexbench.train.optim.loss import masked_sum_mean
 
 
 class ValueHead(nn.Module):

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from flexbench.errors import FlexBenchError
-from flexbench.train.critic_data import PAD, CriticExamples
+from flexbench.train.signal.critic_data import PAD, CriticExamples
 
 CHECKPOINT_NAME = "critic.pt"
 REPORT_NAME = "report.json"

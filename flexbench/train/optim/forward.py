@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from flexbench.train.loss import token_entropy, token_logprobs
+from flexbench.train.optim.loss import token_entropy, token_logprobs
 
 
 def encode_prompt(tokenizer: Any, text: str) -> list[int]:

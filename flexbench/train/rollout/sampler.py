@@ -7,8 +7,8 @@ the live policy, or vLLM with weights synced after each update), decode each
 completion with its token character offsets
 (:func:`flexbench.llm.parsing.decode_with_offsets`), parse it with
 :func:`flexbench.llm.parsing.parse_ranking`, compute the group's credit
-(:mod:`flexbench.train.credit`) and map it onto the tokens with
-:func:`flexbench.train.token_advantages.token_advantages`.
+(:mod:`flexbench.train.credit.assign`) and map it onto the tokens with
+:func:`flexbench.train.credit.tokens.token_advantages`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 from flexbench.repair import stable_rng
-from flexbench.train.config import RolloutEngine, TrainConfig
-from flexbench.train.credit import GroupCredit, group_credit, reward_row
-from flexbench.train.forward import encode_prompt
+from flexbench.train.config import TrainConfig
+from flexbench.train.credit.assign import GroupCredit, group_credit, reward_row
+from flexbench.train.credit.tokens import token_advantages, token_item_index
 from flexbench.train.methods import MethodSpec
-from flexbench.train.ppo import token_rewards
+from flexbench.train.optim.forward import encode_prompt
+from flexbench.train.optim.ppo import token_rewards
 from flexbench.train.tasks import PromptTask
-from flexbench.train.token_advantages import token_advantages, token_item_index
 
 
 @dataclass(frozen=True)
@@ -113,63 +113,3 @@ class RolloutSampler:
 
 def _sample_seed(seed: int, step: int) -> int:
     return int(stable_rng("rollout-sample", seed, step).integers(2**31 - 1))
-
-
-def make_backend(cfg: TrainConfig, model: Any, tokenizer: Any) -> tuple[Any, Any]:
-    """The rollout backend and a ``sync(model)`` callable run after each optimizer step.
-
-    ``transformers``: :class:`flexbench.llm.backends.TransformersBackend` on the
-    live policy (nothing to sync). ``vllm``: a vLLM engine whose weights are
-    overwritten from the policy after each update (GPU only; untested here).
-    ``auto`` picks vLLM when it is importable and a GPU is present.
-    """
-    engine = cfg.engine
-    if engine is RolloutEngine.AUTO:
-        usable = _vllm_usable() and not cfg.constrained  # vLLM has no permutation-constrained decoding here
-        engine = RolloutEngine.VLLM if usable else RolloutEngine.TRANSFORMERS
-    if engine is RolloutEngine.TRANSFORMERS:
-        from flexbench.llm.backends import TransformersBackend
-
-        return TransformersBackend(model, tokenizer, batch_size=cfg.group_size), _no_sync
-    return _vllm_backend(cfg, model)
-
-
-def _no_sync(model: Any) -> None:
-    return None
-
-
-def _vllm_usable() -> bool:
-    import importlib.util
-
-    import torch
-
-    return torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
-
-
-def _vllm_backend(cfg: TrainConfig, model: Any) -> tuple[Any, Any]:  # pragma: no cover - needs vLLM + GPU
-    """A vLLM engine on the policy's weights, re-synced from the live policy after every update.
-
-    The engine shares the GPU with training, so it gets 30% of the memory. The
-    sync writes every tensor of the policy's state dict into the engine's model
-    through ``load_weights`` (vLLM's offline-engine internals, which move between
-    vLLM versions: the one place to adapt).
-    """
-    from flexbench.errors import FlexBenchError
-    from flexbench.llm.backends import VLLMBackend
-
-    if not _vllm_usable():
-        raise FlexBenchError("engine=vllm needs vLLM and a CUDA GPU; use --set engine=transformers")
-    if cfg.constrained:
-        raise FlexBenchError("constrained rollouts need engine=transformers (--set engine=transformers)")
-    backend = VLLMBackend(getattr(model, "name_or_path", cfg.model), gpu_memory_utilization=0.3, seed=cfg.seed)
-
-    def sync(policy: Any) -> None:
-        executor = backend.llm.llm_engine.model_executor
-        worker = getattr(executor, "driver_worker", None)
-        runner = getattr(getattr(worker, "worker", worker), "model_runner", None)
-        if runner is None:
-            raise FlexBenchError("this vLLM version hides its model runner; use --set engine=transformers")
-        unwrapped = policy.module if hasattr(policy, "module") else policy
-        runner.model.load_weights((name, tensor.detach()) for name, tensor in unwrapped.state_dict().items())
-
-    return backend, sync

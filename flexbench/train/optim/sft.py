@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from flexbench.train.forward import encode_prompt, pack, score_completions
-from flexbench.train.loss import masked_sum_mean
+from flexbench.train.optim.forward import encode_prompt, pack, score_completions
+from flexbench.train.optim.loss import masked_sum_mean
 from flexbench.train.tasks import PromptTask
 
 

@@ -45,7 +45,7 @@ def token_advantages(
 
     ``item_adv[m]`` is the advantage of the entry whose characters are
     ``item_spans[m]`` (invalid and duplicate entries included, with the
-    advantage :func:`flexbench.train.advantages.item_advantages` gives them).
+    advantage :func:`flexbench.train.credit.grpo.item_advantages` gives them).
     """
     adv = np.asarray(item_adv, dtype=np.float64)
     if adv.shape != (len(item_spans),):

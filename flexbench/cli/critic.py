@@ -6,7 +6,7 @@ validation MSE improves (an interrupted run keeps its best critic so far), and
 writes ``report.json`` with the validation and test metrics. With ``resume``
 (the default) a completed run with the same config on the same data is reused.
 Options (``--set key=value``) are the fields of
-:class:`~flexbench.train.critic.CriticConfig`.
+:class:`~flexbench.train.signal.critic.CriticConfig`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def train_critic_command(request: TrainRequest) -> Path:
     from rich.console import Console
 
     from flexbench.catalog import open_dataset
-    from flexbench.train.critic import CriticConfig
+    from flexbench.train.signal.critic import CriticConfig
 
     console = Console()
     dataset = open_dataset(request.dataset)
@@ -55,8 +55,8 @@ def _train_and_save(
 ) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from flexbench.train.critic import evaluate_critic, save_critic, train_critic
-    from flexbench.train.critic_data import dataset_examples, split_indices
+    from flexbench.train.signal.critic import evaluate_critic, save_critic, train_critic
+    from flexbench.train.signal.critic_data import dataset_examples, split_indices
 
     item_ids, embeddings, examples = dataset_examples(dataset, config.history_len)
     train, valid, test = (examples.subset(i) for i in split_indices(len(examples), SPLIT, config.seed))

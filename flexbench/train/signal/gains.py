@@ -7,7 +7,7 @@ only sparsely observed, so a training reward uses, per candidate:
   (variance 0);
 * an imputation elsewhere: the critic's mean and variance (``observed+critic``),
   the critic's mean with variance 0 (``raw-critic``: the same gains, so the
-  uncertainty weights of :mod:`flexbench.train.uncertainty` are all 1), or a
+  uncertainty weights of :mod:`flexbench.train.credit.uncertainty` are all 1), or a
   User-/Item-KNN estimate with variance 0 (``user-knn``, ``item-knn``).
 
 ``dense`` (only on a dense variant such as ``kuairec-dense``) and ``labels`` use
@@ -99,13 +99,13 @@ class CriticImputer:
     """Critic mean and variance given the instance's history (variance 0 without ``with_variance``)."""
 
     def __init__(self, critic_path: Path, with_variance: bool = True) -> None:
-        from flexbench.train.critic import load_critic
+        from flexbench.train.signal.critic import load_critic
 
         self.critic = load_critic(critic_path)
         self.with_variance = with_variance
 
     def estimate(self, instance: Instance, item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        from flexbench.train.critic_data import context_arrays
+        from flexbench.train.signal.critic_data import context_arrays
 
         index = self.critic.item_index
         unknown = [i for i in item_ids if i not in index]
@@ -254,7 +254,7 @@ def _imputer_factory(
         return lambda: CriticImputer(
             critic_path or default_critic_path(dataset.name), with_variance=signal == "observed+critic"
         )
-    from flexbench.train.knn import ItemKNN, UserKNN
+    from flexbench.train.signal.knn import ItemKNN, UserKNN
 
     cls = UserKNN if signal == "user-knn" else ItemKNN
     return lambda: KNNImputer(cls(dataset.interactions("train"), k=k), observed)
