@@ -28,13 +28,26 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections.abc import Sequence
+from enum import StrEnum
 
 INVALID_PREFIX = "invalid-label:"
+FINAL_MARKER = "Final ranking:"
 ENTRY_TEMPLATE = "[{label}]\n"
 BRACKET_LOOKALIKES = {
     "【": "[", "】": "]", "〔": "[", "〕": "]", "〖": "[", "〗": "]", "〘": "[", "〙": "]",
     "〚": "[", "〛": "]", "⟦": "[", "⟧": "]", "⁅": "[", "⁆": "]", "❲": "[", "❳": "]",
 }
+
+
+class PromptMode(StrEnum):
+    """What the answer may hold besides the list (the prompt asks for it; the parser reads it).
+
+    ``ids``: only the bracketed labels, one per line. ``reason``: a short rationale,
+    then a line :data:`FINAL_MARKER` and the labels below it.
+    """
+
+    IDS = "ids"
+    REASON = "reason"
 
 
 def _sha(text: str) -> str:

@@ -27,6 +27,28 @@ four steps:
    list loses to the list). Text with hits but no block (a ranking in prose) uses
    every hit after the last marker. Text with no hit is a parse failure.
 
+**Reasoning mode** (``mode=PromptMode.REASON``, the prompt that allows a short
+rationale before ``Final ranking:``; :mod:`flexbench.llm.prompts`) takes the *last
+complete list*, defined as follows. A *complete list* is a block of step 3 with
+one more boundary: a marker ends the current block, so list-shaped reasoning
+(``[3] is about pets`` on its own line) before the marker never merges with the
+answer below it. The answer is the first complete list after the last marker
+that has one (the list written under ``Final ranking:``); without one, the
+complete list with the most entries, the later one on ties. A rationale whose
+IDs form no block is never the answer: where the prose fallback of step 4 would
+use hits that no marker precedes, reasoning mode reports a parse failure
+instead (the rationale ran out of tokens before the list).
+
+**Bounded work.** Inputs longer than :data:`MAX_PARSE_CHARS` characters are not
+parsed: the result is a parse failure with ``failure == "too-long"`` (a real
+answer of K <= 100 labels with a rationale is a few thousand characters). Below
+the cap the worst-case time is linear in the input: every pattern is either a
+literal-led match whose quantifiers are possessive or bounded (no position is
+re-scanned by backtracking), or a per-line test on that line's text only, and
+the block and selection steps sweep sorted hits with monotone pointers. The
+property test in ``tests/llm/test_parser_bounds.py`` and
+``benchmarks/bench_parser.py`` check the bound on adversarial inputs.
+
 Each entry is then *valid* (first occurrence of a candidate's label), *duplicate*
 (a candidate already listed) or *invalid* (a number that labels no candidate,
 emitted as ``invalid-label:<n>`` so it can never equal a real item ID).
@@ -35,25 +57,37 @@ emitted as ``invalid-label:<n>`` so it can never equal a real item ID).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from flexbench.llm.labels import invalid_id, item_by_label, normalize_char
+from flexbench.llm.labels import PromptMode, invalid_id, item_by_label, normalize_char
 
-_LABEL = re.compile(r"\[\s*#?\s*(\d{1,6})\s*\]")
-_ELEM = r'"?#?\d{1,6}"?'
-_JSON_ARRAY = re.compile(rf"\[\s*(?:{_ELEM}\s*,\s*)+(?:{_ELEM}\s*\])?")
-_JSON_ELEM = re.compile(r'"?#?(\d{1,6})"?(?=\s*[,\]])')
-_MARKER_WORDS = r"(?:final\s+)?(?:answer|ranking|ranked\s+list)"
-_MARKER = re.compile(rf"\b{_MARKER_WORDS}\b(?:\s*\*\*)?\s*[:：]|^[#*_\s]*{_MARKER_WORDS}[#*_\s]*$",
+MAX_PARSE_CHARS = 32_768
+TOO_LONG, NO_LIST = "too-long", "no-list"
+
+# Every quantifier that could meet the next token's characters is possessive (``*+``) or
+# bounded, so a failed match at one position never re-scans the text after it.
+_LABEL = re.compile(r"\[\s*+#?\s*+(\d{1,6}+)\s*+\]")
+_ELEM = r'"?+#?+\d{1,6}+"?+'
+_JSON_ARRAY = re.compile(rf"\[\s*+(?:{_ELEM}\s*+,\s*+)++(?:{_ELEM}\s*+\])?+")
+_JSON_ELEM = re.compile(r'"?#?(\d{1,6})"?(?=\s*+[,\]])')
+_MARKER_WORDS = r"(?:final\s++)?(?:answer|ranking|ranked\s++list)"
+_PAD = r"(?:[#*_]|[^\S\n])"  # markdown and blanks within one line
+_MARKER = re.compile(rf"\b{_MARKER_WORDS}\b(?:\s*+\*\*)?\s*+[:：]|^{_PAD}*+{_MARKER_WORDS}{_PAD}*+$",
                      re.IGNORECASE | re.MULTILINE)
-_LEAD = re.compile(rf"^[\s>]*(?:[#*_\s]*{_MARKER_WORDS}[#*_\s]*[:：]?)?\s*"
-                   r"(?:[-*•+]|\d{1,3}\s*[.):]|#\d{1,3}[.:)]?|(?:rank|no\.?)\s*\d{1,3}\s*[.:)]?)?"
-                   r"[\s\"'`*_({]*$", re.IGNORECASE)
+# The start of a list line, matched on its text before the first label with blank runs
+# folded to one space and trailing quotes/markdown/brackets (_LEAD_TAIL) stripped.
+_BLANKS = re.compile(r"\s++")
+_LEAD_TAIL = " \"'`*_({"
+_LEAD = re.compile(r"[ >]*+(?:[#*_ ]*+(?:final )?(?:answer|ranking|ranked list)[#*_ ]*[:：]?)? ?"
+                   r"(?:[-*•+]|\d{1,3} ?[.):]|#\d{1,3}[.:)]?|(?:rank|no\.?) ?\d{1,3} ?[.:)]?)?",
+                   re.IGNORECASE)
 _LETTER = re.compile(r"[^\W\d_]")
 
 VALID, INVALID, DUPLICATE = "valid", "invalid", "duplicate"
@@ -71,10 +105,15 @@ class ParsedEntry:
 
 @dataclass(frozen=True)
 class ParsedRanking:
-    """The entries of the answer in output order; ``parsed`` is False when no list was found."""
+    """The entries of the answer in output order; ``parsed`` is False when no list was found.
+
+    ``failure`` says why a parse failed: ``"no-list"`` (no usable list) or
+    ``"too-long"`` (input over :data:`MAX_PARSE_CHARS`); ``None`` when parsed.
+    """
 
     entries: tuple[ParsedEntry, ...]
     parsed: bool
+    failure: str | None = None
 
     @property
     def item_ids(self) -> tuple[str, ...]:
@@ -93,6 +132,11 @@ class ParsedRanking:
         return tuple(e.span for e in self.entries)
 
     @property
+    def answer_start(self) -> int | None:
+        """Characters of output before the first entry (the reasoning length), ``None`` if unparsed."""
+        return self.entries[0].span[0] if self.entries else None
+
+    @property
     def n_invalid(self) -> int:
         return sum(e.status == INVALID for e in self.entries)
 
@@ -101,8 +145,7 @@ class ParsedRanking:
         return sum(e.status == DUPLICATE for e in self.entries)
 
 
-@dataclass(frozen=True)
-class _Hit:
+class _Hit(NamedTuple):
     value: int
     start: int  # normalised coordinates
     end: int
@@ -114,69 +157,98 @@ def _label_value(raw: str) -> str:
     return str(int(digits)) if digits else raw
 
 
-def _normalise(text: str) -> tuple[str, list[int]]:
-    chars: list[str] = []
-    origin: list[int] = []
-    for i, ch in enumerate(text):
-        for out in normalize_char(ch):
-            chars.append(out)
-            origin.append(i)
-    return "".join(chars), origin
+def _normalise(text: str) -> tuple[str, Sequence[int]]:
+    if text.isascii():  # NFKC is the identity on ASCII, which holds no look-alike or format character
+        return text, range(len(text))
+    folded = {ch: normalize_char(ch) for ch in set(text)}
+    parts = [folded[ch] for ch in text]
+    origin = np.repeat(np.arange(len(text)), np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)))
+    return "".join(parts), origin.tolist()
 
 
 def _find_hits(norm: str) -> list[_Hit]:
     hits: list[_Hit] = []
-    taken: list[tuple[int, int]] = []
+    starts: list[int] = []
+    ends: list[int] = []
     for g, arr in enumerate(_JSON_ARRAY.finditer(norm)):
-        taken.append(arr.span())
-        body_start = arr.start()
-        for m in _JSON_ELEM.finditer(norm, body_start, arr.end() + 1):
+        starts.append(arr.start())
+        ends.append(arr.end())
+        for m in _JSON_ELEM.finditer(norm, arr.start(), arr.end() + 1):
             if m.start() < arr.end():
                 hits.append(_Hit(int(m.group(1)), m.start(), m.end(), g))
     for m in _LABEL.finditer(norm):
-        if not any(a <= m.start() < b for a, b in taken):
+        j = bisect.bisect_right(starts, m.start()) - 1  # the array starting last at or before the label
+        if j < 0 or m.start() >= ends[j]:
             hits.append(_Hit(int(m.group(1)), m.start(), m.end(), -1))
     return sorted(hits, key=lambda h: h.start)
 
 
-def _run_from(hits: list[_Hit], i: int, norm: str, line_end: int) -> list[_Hit]:
-    run = [hits[i]]
-    for nxt in hits[i + 1:]:
-        if nxt.start >= line_end or _LETTER.search(norm, run[-1].end, nxt.start):
-            break
-        run.append(nxt)
-    return run
+def _is_list_lead(prefix: str) -> bool:
+    """Whether a line's text before its first label is list decoration (bullet, number, marker)."""
+    if not prefix:
+        return True
+    return _LEAD.fullmatch(_BLANKS.sub(" ", prefix).rstrip(_LEAD_TAIL)) is not None
 
 
-def _line_blocks(norm: str, line: tuple[int, int], loose: list[_Hit],
-                 arrays: list[list[_Hit]]) -> tuple[list[_Hit] | None, list[list[_Hit]]]:
-    """``(list-line entries or None, blocks standing alone)`` of one line."""
-    start, end = line
-    labels = [i for i, h in enumerate(loose) if start <= h.start < end]
-    own = [a for a in arrays if start <= a[0].start < end]
-    if labels and (not own or loose[labels[0]].start < own[0][0].start) \
-            and _LEAD.match(norm[start:loose[labels[0]].start]):
-        return _run_from(loose, labels[0], norm, end), own
-    runs = [_run_from(loose, i, norm, end) for i in labels]
-    best = max(runs, key=len, default=[])
+def _chains(norm: str, labels: Sequence[_Hit]) -> list[list[_Hit]]:
+    """Maximal runs of one line's labels whose gaps hold no letter, in order."""
+    chains: list[list[_Hit]] = []
+    for h in labels:
+        if chains and not _LETTER.search(norm, chains[-1][-1].end, h.start):
+            chains[-1].append(h)
+        else:
+            chains.append([h])
+    return chains
+
+
+def _line_blocks(norm: str, start: int, labels: Sequence[_Hit],
+                 own: list[list[_Hit]]) -> tuple[list[_Hit] | None, list[list[_Hit]]]:
+    """``(list-line entries or None, blocks standing alone)`` of the line starting at ``start``."""
+    chains = _chains(norm, labels)
+    if labels and (not own or labels[0].start < own[0][0].start) \
+            and _is_list_lead(norm[start:labels[0].start]):
+        return chains[0], own
+    best = max(chains, key=len, default=[])  # the first longest run
     return None, ([best] if len(best) >= 2 else []) + own
 
 
-def _blocks(norm: str, hits: list[_Hit]) -> list[list[_Hit]]:
-    loose = [h for h in hits if h.group < 0]
-    by_group: dict[int, list[_Hit]] = {}
+def _hit_lines(norm: str, hits: list[_Hit]) -> list[tuple[int, str, list[_Hit]]]:
+    """``(line start, line text, hits starting in it)`` of every line holding a hit, in order.
+
+    Lines are ``str.splitlines`` lines; each hit is placed by binary search over
+    the line starts, so label-free lines cost nothing beyond the split itself.
+    """
+    lines = norm.splitlines(keepends=True)
+    starts = [0, *itertools.accumulate(map(len, lines))]
+    grouped: list[tuple[int, str, list[_Hit]]] = []
+    last = -1
+    for h in hits:
+        i = bisect.bisect_right(starts, h.start, lo=max(last, 0)) - 1
+        if i != last:
+            grouped.append((starts[i], lines[i], []))
+            last = i
+        grouped[-1][2].append(h)
+    return grouped
+
+
+def _blocks(norm: str, hits: list[_Hit], markers: Sequence[int], split_at_markers: bool) -> list[list[_Hit]]:
+    first_of_array: dict[int, int] = {}
+    arrays: dict[int, list[_Hit]] = {}
     for h in hits:
         if h.group >= 0:
-            by_group.setdefault(h.group, []).append(h)
-    arrays = list(by_group.values())
+            first_of_array.setdefault(h.group, h.start)
+            arrays.setdefault(h.group, []).append(h)
     blocks: list[list[_Hit]] = []
     current: list[_Hit] = []
-    pos = 0
-    for line in norm.splitlines(keepends=True):
-        span, pos = (pos, pos + len(line)), pos + len(line)
-        if not any(span[0] <= h.start < span[1] for h in hits):
-            continue  # label-free lines (explanations, blank lines) do not end a block
-        entries, alone = _line_blocks(norm, span, loose, arrays)
+    for start, line, in_line in _hit_lines(norm, hits):
+        if split_at_markers and current:
+            i = bisect.bisect_right(markers, in_line[0].start) - 1
+            if i >= 0 and markers[i] > current[-1].start:
+                blocks.append(current)  # a marker between the block and this line ends the block
+                current = []
+        labels = [h for h in in_line if h.group < 0]
+        own = [arrays[h.group] for h in in_line if h.group >= 0 and first_of_array[h.group] == h.start]
+        entries, alone = _line_blocks(norm, start, labels, own)
         if entries is None and current and line[:1] in (" ", "\t"):
             continue  # an indented explanation under a list entry continues the list
         if entries is not None:
@@ -190,32 +262,41 @@ def _blocks(norm: str, hits: list[_Hit]) -> list[list[_Hit]]:
     return sorted(blocks, key=lambda b: b[0].start)
 
 
-def _select(norm: str, hits: list[_Hit]) -> list[_Hit]:
-    blocks = _blocks(norm, hits)
+def _select(norm: str, hits: list[_Hit], mode: PromptMode) -> list[_Hit]:
     markers = [m.end() for m in _MARKER.finditer(norm)]
+    blocks = _blocks(norm, hits, markers, split_at_markers=mode is PromptMode.REASON)
+    starts = [b[0].start for b in blocks]
     for pos in reversed(markers):
-        after = [b for b in blocks if b[0].start >= pos]
-        if after:
-            return after[0]
+        i = bisect.bisect_left(starts, pos)
+        if i < len(blocks):
+            return blocks[i]
     if blocks:
         return max(reversed(blocks), key=len)
-    cut = next((pos for pos in reversed(markers) if any(h.start >= pos for h in hits)), 0)
-    return [h for h in hits if h.start >= cut]
+    cut = next((pos for pos in reversed(markers) if hits[-1].start >= pos), None)
+    if cut is None and mode is PromptMode.REASON:
+        return []  # IDs mentioned in a rationale, and no list: not an answer
+    return [h for h in hits if h.start >= (cut or 0)]
 
 
-def parse_ranking(text: str, candidate_ids: Sequence[str]) -> ParsedRanking:
+def parse_ranking(text: str, candidate_ids: Sequence[str], *, mode: PromptMode | str = PromptMode.IDS
+                  ) -> ParsedRanking:
     """Parse the ranked candidates out of ``text`` (see the module docstring).
 
     ``candidate_ids`` may be given in any order: labels depend on the set only.
+    ``mode`` is the prompt mode the text answers (``"ids"`` or ``"reason"``).
     """
+    mode = PromptMode(mode)
+    if len(text) > MAX_PARSE_CHARS:
+        return ParsedRanking(entries=(), parsed=False, failure=TOO_LONG)
     norm, origin = _normalise(text)
     hits = _find_hits(norm)
-    if not hits:
-        return ParsedRanking(entries=(), parsed=False)
+    chosen = _select(norm, hits, mode) if hits else []
+    if not chosen:
+        return ParsedRanking(entries=(), parsed=False, failure=NO_LIST)
     by_label = item_by_label(candidate_ids)
     seen: set[str] = set()
     entries = []
-    for h in _select(norm, hits):
+    for h in chosen:
         span = (origin[h.start], origin[h.end - 1] + 1)
         item = by_label.get(h.value)
         status = INVALID if item is None else (DUPLICATE if item in seen else VALID)

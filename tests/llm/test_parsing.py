@@ -151,3 +151,57 @@ def test_decode_with_offsets_lines_up_generated_tokens(smollm2_tokenizer) -> Non
               for j in range(len(result.entries))}
     assert pieces[0].strip() == "[3]" and pieces[1].strip() == "[12]"
     assert np.count_nonzero(index >= 0) >= 4 * 3
+
+
+RATIONALE_LINES = "[5] is about pets, a good fit.\n[9] is music, less so.\n\n"
+# (name, output, labels in ids mode, labels in reason mode); None = parse failure
+REASON_CORPUS: list[tuple[str, str, list[int] | None, list[int] | None]] = [
+    ("list-shaped rationale then marker", RATIONALE_LINES + "Final ranking:\n[3]\n[7]\n[12]",
+     [5, 9, 3, 7, 12], [3, 7, 12]),
+    ("rationale run then marker", "Pets: [5], [9], [11], [14] fit.\nFinal ranking:\n[3]\n[7]", [3, 7], [3, 7]),
+    ("truncated before the list", "The user likes pets, so [5] and [9] look good, but [2]", [5, 9, 2], None),
+    ("rationale then unmarked list", "I think [5] is fun and [9] is great.\n[3]\n[7]\n[12]\n[1]",
+     [3, 7, 12, 1], [3, 7, 12, 1]),
+    ("marker in the rationale, then the final one",
+     "The answer: it depends. [5] is good.\n[6] too.\nFinal ranking:\n1. [3]\n2. [7]", [6, 3, 7], [3, 7]),
+    ("json after marker", "Pets matter, so [5].\nFinal ranking:\n[3, 7, 12]", [3, 7, 12], [3, 7, 12]),
+    ("inline run after marker", "Short reason.\nFinal ranking: [3] > [7] > [12]", [3, 7, 12], [3, 7, 12]),
+    ("prose after marker", "Reason.\nFinal ranking: I pick [3], then [7].", [3, 7], [3, 7]),
+    ("ids only", "[3]\n[7]\n[12]", [3, 7, 12], [3, 7, 12]),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "ids_labels", "reason_labels"), REASON_CORPUS,
+                         ids=[c[0] for c in REASON_CORPUS])
+def test_reason_mode_takes_the_last_complete_list(name: str, text: str, ids_labels: list[int] | None,
+                                                   reason_labels: list[int] | None) -> None:
+    for mode, labels in (("ids", ids_labels), ("reason", reason_labels)):
+        result = parse_ranking(text, IDS, mode=mode)
+        if labels is None:
+            assert not result.parsed and result.failure == "no-list", mode
+            continue
+        assert result.parsed and result.failure is None, mode
+        assert [e.item_id for e in result.entries] == [ITEM[v] for v in labels], mode
+        assert text[result.answer_start:].startswith(result.entries[0].raw)
+
+
+def test_reasoning_length_is_the_text_before_the_list() -> None:
+    rationale = "The user watches pets; [5] is one, but [3] is newer.\nFinal ranking:\n"
+    result = parse_ranking(rationale + "[3]\n[5]\n", IDS, mode="reason")
+    assert result.answer_start == len(rationale) and result.item_ids == (ITEM[3], ITEM[5])
+    assert parse_ranking("[3]\n[5]", IDS).answer_start == 0
+    assert parse_ranking("nothing", IDS).answer_start is None
+
+
+@settings(max_examples=30, deadline=None)
+@given(perm=st.permutations(list(range(1, 31))), mentioned=st.lists(st.integers(1, 30), max_size=8),
+       list_shaped=st.booleans())
+def test_reason_mode_round_trips_any_list_after_any_rationale(perm: list[int], mentioned: list[int],
+                                                              list_shaped: bool) -> None:
+    if list_shaped:
+        rationale = "".join(f"[{m}] looks relevant here.\n" for m in mentioned)
+    else:
+        rationale = "I weighed " + ", ".join(f"[{m}]" for m in mentioned) + " against the rest.\n"
+    text = rationale + "\nFinal ranking:\n" + "\n".join(f"[{label}]" for label in perm)
+    result = parse_ranking(text, IDS, mode="reason")
+    assert result.item_ids == tuple(ITEM[label] for label in perm) and result.n_duplicate == 0
