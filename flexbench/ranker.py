@@ -14,7 +14,6 @@ reason and moves on.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from flexbench.errors import FlexBenchError
+from flexbench.options import lookup
+from flexbench.train.methods import METHODS
 from flexbench.types import Instance, NeedSpec, Ranking
 
 if TYPE_CHECKING:
@@ -118,13 +119,17 @@ REGISTRY: dict[str, RankerEntry] = _entries(
     RankerEntry("random", "baselines.reference:RandomRanker", _K.REFERENCE,
                 "Uniformly random permutation, seeded by (seed, instance id)."),
     RankerEntry("candidate-order", "baselines.reference:CandidateOrderRanker", _K.REFERENCE,
-                "The frozen retriever's order (STAR-style cosine retrieval)."),
+                "The stored candidate order: a seeded hash order, a canary at random level."),
     RankerEntry("oracle-interest", "needs.oracle:OracleRanker", _K.ORACLE,
                 "Ranks by the Maximizing Interest labels.", {"oracle_need": "interest"}),
     RankerEntry("oracle-novelty", "needs.oracle:OracleRanker", _K.ORACLE,
                 "Ranks by the Explore New Topics labels.", {"oracle_need": "novelty"}),
     RankerEntry("oracle-trend", "needs.oracle:OracleRanker", _K.ORACLE,
                 "Ranks by the Trend Promotion labels.", {"oracle_need": "trend"}),
+    RankerEntry("oracle-novelty-v2", "needs.oracle:OracleRanker", _K.ORACLE,
+                "Ranks by the v2 Explore New Topics labels (interest-based).", {"oracle_need": "novelty-v2"}),
+    RankerEntry("oracle-trend-v2", "needs.oracle:OracleRanker", _K.ORACLE,
+                "Ranks by the v2 Trend Promotion labels (interest-based).", {"oracle_need": "trend-v2"}),
     RankerEntry("oracle-esci", "needs.oracle:OracleRanker", _K.ORACLE,
                 "Ranks by the ESCI grades (E=1, S=0.1, C=0.01, I=0).", {"oracle_need": "esci"}),
     RankerEntry("popularity", "baselines.popularity:PopularityRanker", _K.CLASSIC,
@@ -140,48 +145,15 @@ REGISTRY: dict[str, RankerEntry] = _entries(
                 {"constrained": True}),
     RankerEntry("gpt-4o", "baselines.gpt4o:GPT4oRanker", _K.ZERO_SHOT,
                 "GPT-4o (or any OpenAI-compatible endpoint) through the openai client."),
-    RankerEntry("tallrec", _TRAINED, _K.TRAINED,
-                "TALLRec: LoRA SFT on the optimal ranked list.", {"method": "tallrec"}),
-    RankerEntry("rec-r1", _TRAINED, _K.TRAINED,
-                "Rec-R1: 25 SFT warm-up steps, then sequence-level GRPO.", {"method": "rec-r1"}),
-    RankerEntry("rank-grpo", _TRAINED, _K.TRAINED,
-                "Rank-GRPO: per-rank advantages across rollouts.", {"method": "rank-grpo"}),
-    RankerEntry("flexrec", _TRAINED, _K.TRAINED,
-                "FlexRec: causal swap item rewards, uncertainty-aware critic, GRPO.",
-                {"method": "flexrec"}),
-    # ablations of the paper's Tables 7-9 and the SFT baseline (flexbench/train/methods.py)
-    RankerEntry("sft", _TRAINED, _K.TRAINED, "Full-parameter SFT on the optimal ranked list.", {"method": "sft"}),
-    RankerEntry("flexrec-noncausal", _TRAINED, _K.TRAINED, "FlexRec ablation: non-causal swap reward.",
-                {"method": "flexrec-noncausal"}),
-    RankerEntry("flexrec-independent", _TRAINED, _K.TRAINED, "FlexRec ablation: independent contribution.",
-                {"method": "flexrec-independent"}),
-    RankerEntry("flexrec-rawcritic", _TRAINED, _K.TRAINED, "FlexRec ablation: raw critic, no uncertainty.",
-                {"method": "flexrec-rawcritic"}),
-    RankerEntry("flexrec-userknn", _TRAINED, _K.TRAINED, "FlexRec ablation: User-KNN imputed rewards.",
-                {"method": "flexrec-userknn"}),
-    RankerEntry("flexrec-itemknn", _TRAINED, _K.TRAINED, "FlexRec ablation: Item-KNN imputed rewards.",
-                {"method": "flexrec-itemknn"}),
-    RankerEntry("flexrec-dense", _TRAINED, _K.TRAINED, "FlexRec trained on dense KuaiRec labels.",
-                {"method": "flexrec-dense"}),
-    RankerEntry("flexrec-ppo", _TRAINED, _K.TRAINED, "PPO (value head + GAE) on causal swap rewards.",
-                {"method": "flexrec-ppo"}),
-    RankerEntry("flexrec-ppo-noncausal", _TRAINED, _K.TRAINED, "PPO on non-causal swap rewards.",
-                {"method": "flexrec-ppo-noncausal"}),
-    RankerEntry("flexrec-ppo-independent", _TRAINED, _K.TRAINED, "PPO on independent-contribution rewards.",
-                {"method": "flexrec-ppo-independent"}),
-    RankerEntry("ppo", _TRAINED, _K.TRAINED, "PPO on the sequence reward.", {"method": "ppo"}),
+    *(RankerEntry(m.name, _TRAINED, _K.TRAINED, m.description, {"method": m.name}) for m in METHODS.values()),
 )
+"""Every ranker by name. The trained rows are derived from :data:`flexbench.train.methods.METHODS`."""
 
 
 def get_entry(name: str) -> RankerEntry:
     """Return the registry row of ``name`` or raise :class:`UnknownRanker` with suggestions."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, REGISTRY, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise UnknownRanker(f"unknown ranker {name!r}.{hint} "
-                            f"Run `flexbench rankers` to list all {len(REGISTRY)}.") from None
+    return lookup(REGISTRY, name, what="ranker", error=UnknownRanker,
+                  hint=f"Run `flexbench rankers` to list all {len(REGISTRY)}.")
 
 
 def build_ranker(name: str, ctx: RankerContext) -> Ranker:

@@ -6,14 +6,14 @@ checkpoint directory), imported lazily like the ranker registry.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flexbench.errors import FlexBenchError
+from flexbench.options import lookup
+from flexbench.train.methods import METHODS
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,26 +59,11 @@ TRAINERS: dict[str, TrainerEntry] = {e.name: e for e in (
                  "Uncertainty-aware critic (mean + log-variance, beta-NLL).", per_need=False),
     TrainerEntry("bert4rec", "baselines.bert4rec:train_command", "RecBole BERT4Rec on training sequences.",
                  per_need=False),
-    TrainerEntry("flexrec", _POLICY, "FlexRec GRPO (causal swap + uncertainty scaling).",
-                 {"method": "flexrec"}),
-    TrainerEntry("rec-r1", _POLICY, "Rec-R1: SFT warm-up then sequence-level GRPO.", {"method": "rec-r1"}),
-    TrainerEntry("rank-grpo", _POLICY, "Rank-GRPO: per-rank advantages.", {"method": "rank-grpo"}),
-    TrainerEntry("tallrec", _POLICY, "TALLRec: LoRA SFT on the optimal list.", {"method": "tallrec"}),
-    # ablations (paper Tables 7-9) and the SFT baseline; see flexbench/train/methods.py
-    *(TrainerEntry(name, _POLICY, f"Policy training method {name!r} (flexbench/train/methods.py).",
-                   {"method": name})
-      for name in ("sft", "flexrec-noncausal", "flexrec-independent", "flexrec-rawcritic", "flexrec-userknn",
-                   "flexrec-itemknn", "flexrec-dense", "flexrec-ppo", "flexrec-ppo-noncausal",
-                   "flexrec-ppo-independent", "ppo")),
+    *(TrainerEntry(m.name, _POLICY, m.description, {"method": m.name}) for m in METHODS.values()),
 )}
+"""Every trainable method by name; the policy rows are derived from :data:`flexbench.train.methods.METHODS`."""
 
 
 def get_trainer(name: str) -> TrainerEntry:
     """Return the trainer ``name`` or raise with close matches."""
-    try:
-        return TRAINERS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, TRAINERS, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise FlexBenchError(f"unknown training method {name!r}.{hint} "
-                             f"Known: {', '.join(TRAINERS)}.") from None
+    return lookup(TRAINERS, name, what="training method")

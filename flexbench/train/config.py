@@ -15,14 +15,16 @@ decodes freely, as the paper does. The paper preset (``preset: paper`` or
 ``--config flexbench/train/presets/paper.json``) switches to
 Qwen/Qwen2.5-3B-Instruct and GPU-sized settings.
 
-Options from ``--config``/``--set`` map one-to-one onto the field names
-(:meth:`TrainConfig.from_options`); unknown keys are an error with suggestions.
+Options from ``--config``/``--set`` map one-to-one onto the field names and are
+converted by the field types (:meth:`TrainConfig.from_options`); unknown keys
+are an error with suggestions. A preset sets only what it names: method
+defaults (Rec-R1's 25 SFT warm-up steps, none for the others) stay unless an
+option, or a preset's ``methods.<name>`` section, names them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from flexbench.errors import FlexBenchError
+from flexbench.options import parse_options, suggest
 
 PRESET_DIR = Path(__file__).with_name("presets")
 
@@ -169,40 +172,52 @@ class TrainConfig:
         return out
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], **overrides: Any) -> TrainConfig:
-        """Build from CLI options: a ``preset`` first, then the options, then ``overrides``.
+    def from_options(cls, options: Mapping[str, Any], *, method: str | None = None,
+                     **overrides: Any) -> TrainConfig:
+        """Build from CLI options: a named ``preset`` first, then the options, then ``overrides``.
 
-        Keys that are not fields (``method``, ``preset``) are consumed by the
-        caller or here; any other unknown key raises with close matches.
+        Values are converted by each field's type (:func:`flexbench.options.parse_options`:
+        ``lr=1e-6`` is a float, ``steps=2.7`` an error); ``method`` selects the
+        ``methods.<method>`` section of a preset or options mapping
+        (:func:`flatten_for_method`). Keys that are not fields raise with close matches.
         """
-        opts = dict(options)
+        opts = flatten_for_method(options, method)
         opts.pop("method", None)
         preset = opts.pop("preset", None)
-        values: dict[str, Any] = load_preset(preset) if preset else {}
+        values: dict[str, Any] = load_preset(str(preset), method) if preset else {}
         values.update(opts)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=2, cutoff=0.6)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise FlexBenchError(f"unknown train option {key!r}.{hint} "
-                                     f"See flexbench/train/config.py for the options.")
-        try:
-            return cls(**values)
-        except (TypeError, ValueError) as err:
-            raise FlexBenchError(f"invalid train options: {err}") from None
+        return cls(**parse_options(cls, values, what="train option"))
 
 
-def load_preset(name: str) -> dict[str, Any]:
-    """Options of a named preset shipped in ``flexbench/train/presets/<name>.json``."""
+def flatten_for_method(options: Mapping[str, Any], method: str | None) -> dict[str, Any]:
+    """The options of ``method``: every top-level key, then those of ``options["methods"][method]``.
+
+    A preset (or ``--config`` file) sets only what it names, globally or for one
+    method: ``{"steps": 300, "methods": {"rec-r1": {"sft_warmup_steps": 25}}}``
+    leaves every other method's own warm-up alone.
+    """
+    out = {k: v for k, v in options.items() if k != "methods"}
+    sections = options.get("methods") or {}
+    if not isinstance(sections, Mapping) or not all(isinstance(v, Mapping) for v in sections.values()):
+        raise FlexBenchError("train option 'methods' must map method names to option mappings")
+    if method is not None:
+        out.update(sections.get(method, {}))
+    return out
+
+
+def load_preset(name: str, method: str | None = None) -> dict[str, Any]:
+    """Options of the preset ``flexbench/train/presets/<name>.json`` for ``method``."""
+    known = sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+    if name not in known:
+        raise FlexBenchError(f"unknown train preset {name!r}.{suggest(name, known)} Known: {', '.join(known)}.")
     path = PRESET_DIR / f"{name}.json"
-    if not path.exists():
-        known = sorted(p.stem for p in PRESET_DIR.glob("*.json"))
-        raise FlexBenchError(f"unknown train preset {name!r}; known: {', '.join(known)}")
-    loaded = json.loads(path.read_text())
+    try:
+        loaded = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise FlexBenchError(f"preset {path} is not valid JSON: {err}") from None
     loaded.pop("preset", None)
-    return loaded
+    return flatten_for_method(loaded, method)
 
 
 def _set(obj: object, name: str, value: Any) -> None:

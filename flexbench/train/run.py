@@ -26,12 +26,13 @@ records ``{"method", "dataset", "needs", "label", "model", "joint", "config"}``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 from flexbench.errors import FlexBenchError
-from flexbench.train.config import TrainConfig
+from flexbench.train.config import TrainConfig, flatten_for_method, load_preset
 from flexbench.train.methods import Algorithm, MethodSpec, get_method
 from flexbench.trainers import TrainRequest
 
@@ -39,11 +40,17 @@ RUN_FILE = "run.json"
 
 
 def build_config(method: MethodSpec, request: TrainRequest) -> TrainConfig:
-    """Config of ``request``: preset < method overrides < options < ``--model``/``--seed``."""
-    options = {k: v for k, v in request.options.items() if k != "method"}
+    """Resolved config of ``request``: defaults < named preset < the method's own settings < options
+    (``--config``/``--set``) < ``--model``/``--seed``; ``sft_warmup_steps`` left at ``None`` becomes the
+    method's own (Rec-R1: 25, the others 0), so the resolved config states what will run."""
+    options = flatten_for_method({k: v for k, v in request.options.items() if k != "method"}, method.name)
     preset = options.pop("preset", None)
-    merged = {**({"preset": preset} if preset else {}), **method.config, **options}
-    return TrainConfig.from_options(merged, model=request.model, seed=request.seed)
+    base = load_preset(str(preset), method.name) if preset else {}
+    cfg = TrainConfig.from_options({**base, **method.config, **options}, model=request.model,
+                                   seed=request.seed)
+    if cfg.sft_warmup_steps is None:
+        cfg = dataclasses.replace(cfg, sft_warmup_steps=method.sft_warmup_steps)
+    return cfg
 
 
 def train_policy(request: TrainRequest) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from policy_fixtures import TOY_IDS, TOY_NEED, ToyGains, smol_tokenizer, toy_instances
@@ -9,13 +11,14 @@ from policy_fixtures import TOY_IDS, TOY_NEED, ToyGains, smol_tokenizer, toy_ins
 from flexbench.errors import FlexBenchError
 from flexbench.llm.labels import format_entry, label_map
 from flexbench.llm.parsing import decode_with_offsets, parse_ranking
-from flexbench.ranker import REGISTRY
+from flexbench.ranker import REGISTRY, RankerKind
 from flexbench.train.config import TrainConfig, load_preset
 from flexbench.train.credit.assign import group_credit, reward_row
 from flexbench.train.methods import METHODS, Advantage, Algorithm, ItemReward, get_method
 from flexbench.train.rollout.sampler import credit_rollouts
+from flexbench.train.run import build_config
 from flexbench.train.tasks import PromptTask, TaskSampler
-from flexbench.trainers import TRAINERS
+from flexbench.trainers import TRAINERS, TrainRequest
 
 __all__ = ["smol_tokenizer"]
 
@@ -37,13 +40,26 @@ def test_method_table_covers_the_interface_labels_and_the_paper_settings() -> No
     assert not METHODS["flexrec-rawcritic"].uncertainty and METHODS["flexrec-rawcritic"].gain_signal == "raw-critic"
 
 
-def test_registry_and_trainer_table_name_existing_methods() -> None:
-    for name, entry in REGISTRY.items():
-        if entry.target.endswith("TrainedPolicyRanker"):
-            assert entry.options["method"] in METHODS, name
-    for name, entry in TRAINERS.items():
-        if entry.target.endswith("train_policy"):
-            assert entry.options["method"] in METHODS, name
+def test_registry_and_trainer_table_agree_with_methods_both_ways() -> None:
+    trained = {name: e for name, e in REGISTRY.items() if e.kind is RankerKind.TRAINED}
+    policy = {name: e for name, e in TRAINERS.items() if e.target.endswith("train_policy")}
+    assert set(trained) == set(METHODS) == set(policy)
+    for name, method in METHODS.items():
+        assert trained[name].options["method"] == name == policy[name].options["method"]
+        assert trained[name].description == method.description == policy[name].description
+    assert set(TRAINERS) - set(policy) == {"critic", "bert4rec"}
+
+
+def test_every_table7_and_table9_row_is_a_dense_method() -> None:
+    dense = {"sft-dense", "ppo-dense", "rec-r1-dense", "rank-grpo-dense", "flexrec-dense",
+             "flexrec-noncausal-dense", "flexrec-independent-dense", "flexrec-ppo-dense",
+             "flexrec-ppo-noncausal-dense", "flexrec-ppo-independent-dense"}
+    assert dense <= set(METHODS)
+    for name in dense:
+        m, base = METHODS[name], METHODS[name.removesuffix("-dense")]
+        assert m.dense_data and m.gain_signal == "dense" and not m.uncertainty
+        assert (m.item_reward, m.advantage, m.algorithm, m.sft_warmup_steps) == (
+            base.item_reward, base.advantage, base.algorithm, base.sft_warmup_steps)
 
 
 def test_unknown_method_suggests_close_names() -> None:
@@ -69,6 +85,42 @@ def test_paper_preset_is_qwen_with_spec_group_size() -> None:
     assert paper.model == "Qwen/Qwen2.5-3B-Instruct" and paper.group_size == 8 and paper.lr == 1e-6
     assert load_preset("cpu")["model"] == "smollm2"
     assert TrainConfig.from_options({"preset": "paper", "steps": 7}).steps == 7
+
+
+@pytest.mark.parametrize(("method", "warmup"), [("flexrec", 0), ("rank-grpo", 0), ("flexrec-ppo", 0),
+                                                ("rec-r1", 25), ("rec-r1-dense", 25)])
+def test_a_preset_leaves_each_methods_own_warmup(method: str, warmup: int, tmp_path: Path) -> None:
+    request = TrainRequest(method=method, dataset="kuairec", needs=("interest",), out_dir=tmp_path,
+                           options={"preset": "paper"})
+    assert build_config(METHODS[method], request).sft_warmup_steps == warmup
+    named = TrainRequest(method=method, dataset="kuairec", needs=("interest",), out_dir=tmp_path,
+                         options={"preset": "paper", "sft_warmup_steps": 3})
+    assert build_config(METHODS[method], named).sft_warmup_steps == 3
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"lr": "1e-6"}, {"lr": 1e-6}), ({"lr": 1e-6}, {"lr": 1e-6}), ({"steps": "7"}, {"steps": 7}),
+    ({"reward_cutoff": "null"}, {"reward_cutoff": None}), ({"reward_cutoff": 10}, {"reward_cutoff": 10}),
+    ({"constrained": "false"}, {"constrained": False}), ({"lora_targets": "q_proj,k_proj"},
+                                                         {"lora_targets": ("q_proj", "k_proj")}),
+    ({"uncertainty_clip": [0.5, 2]}, {"uncertainty_clip": (0.5, 2.0)}), ({"precision": "bf16"}, {"precision": "bf16"}),
+])
+def test_options_are_converted_by_the_field_types(options: dict, expected: dict) -> None:
+    cfg = TrainConfig.from_options(options)
+    assert {k: getattr(cfg, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"lr": ".inf"}, "lr must be a finite number"), ({"lr": True}, "lr must be a finite number"),
+    ({"kl_coef": ".nan"}, "kl_coef must be a finite number"), ({"steps": 2.7}, "steps must be an integer"),
+    ({"steps": "many"}, "steps must be an integer"), ({"constrained": 3}, "constrained must be true or false"),
+    ({"precision": "fp8"}, "precision must be one of auto, no, bf16"), ({"model": 3}, "model must be a string"),
+    ({"uncertainty_clip": [1]}, "uncertainty_clip must be a list of 2 values"),
+    ({"methods": {"rec-r1": 3}}, "'methods' must map method names"),
+])
+def test_bad_option_values_name_the_option(options: dict, message: str) -> None:
+    with pytest.raises(FlexBenchError, match=message):
+        TrainConfig.from_options(options)
 
 
 def _group(texts: list[str]) -> tuple[list, list]:
