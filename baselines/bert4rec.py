@@ -47,7 +47,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,8 @@ from baselines.scoring import (
     training_log,
 )
 from flexbench.errors import FlexBenchError
-from flexbench.paths import cache_dir, checkpoints_dir
+from flexbench.options import parse_options
+from flexbench.paths import cache_dir, checkpoint_dir
 from flexbench.prepared import PreparedDataset
 from flexbench.ranker import RankerContext, RankerUnavailable
 from flexbench.trainers import TrainRequest
@@ -131,12 +132,8 @@ class BERT4RecConfig:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> BERT4RecConfig:
-        """Build from ``--set``/``--config`` options; unknown keys are an error naming the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise FlexBenchError(f"unknown bert4rec option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**dict(options))
+        """Build from ``--set``/``--config`` options, converted by field type; unknown keys raise."""
+        return cls(**parse_options(cls, options, what="bert4rec option"))
 
     def run_key(self) -> dict[str, Any]:
         """Settings that define the trained model (thread count excluded)."""
@@ -165,7 +162,7 @@ class BERT4RecConfig:
 
 def default_checkpoint_dir(dataset: str) -> Path:
     """``<data>/checkpoints/bert4rec/<dataset>``."""
-    return checkpoints_dir() / "bert4rec" / dataset
+    return checkpoint_dir("bert4rec", dataset)
 
 
 def history_threshold(dataset: PreparedDataset, mode: str) -> float | None:

@@ -17,30 +17,43 @@ from flexbench.errors import FlexBenchError
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """Parse ``key=value`` pairs; values are YAML scalars (``3`` -> int, ``true`` -> bool)."""
-    import yaml
+    """Parse ``key=value`` pairs; values are YAML scalars or lists (``3`` -> int, ``true`` -> bool).
 
+    The value's final type is decided by the option's config field
+    (:func:`flexbench.options.parse_options`), so ``lr=1e-6`` (a string to YAML 1.1)
+    still becomes a float. Malformed YAML and YAML tags are one-line errors.
+    """
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise FlexBenchError(f"--set expects key=value, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = _yaml_value(value, f"--set {key.strip()}")
     return out
 
 
-def load_config_file(path: Path | None) -> dict[str, Any]:
-    """Read a YAML/JSON mapping of options; ``None`` gives ``{}``."""
+def load_config_file(path: Path | None, method: str | None = None) -> dict[str, Any]:
+    """Read a YAML/JSON mapping of options (``None`` gives ``{}``); its ``methods.<method>`` section applies."""
     if path is None:
         return {}
+    from flexbench.train.config import flatten_for_method
+
+    if not path.is_file():
+        raise FlexBenchError(f"config file {path} does not exist")
+    loaded = _yaml_value(path.read_text(encoding="utf-8", errors="replace"), f"config file {path}")
+    if not isinstance(loaded, dict) or not all(isinstance(k, str) for k in loaded):
+        raise FlexBenchError(f"config file {path} must hold a mapping of option: value")
+    return flatten_for_method(loaded, method)
+
+
+def _yaml_value(text: str, where: str) -> Any:
     import yaml
 
-    if not path.exists():
-        raise FlexBenchError(f"config file {path} does not exist")
-    loaded = yaml.safe_load(path.read_text())
-    if not isinstance(loaded, dict):
-        raise FlexBenchError(f"config file {path} must hold a mapping of option: value")
-    return loaded
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise FlexBenchError(f"{where}: not valid YAML ({reason})") from None
 
 
 def resolve_needs(dataset: str, need: str | None, needs: str | None) -> tuple[str, ...]:
@@ -78,17 +91,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train METHOD on DATASET and save a checkpoint that `flexbench eval` can load."""
         from flexbench.catalog import known_names
-        from flexbench.paths import checkpoints_dir
+        from flexbench.paths import checkpoint_dir
         from flexbench.trainers import TrainRequest, get_trainer
 
         entry = get_trainer(method)
         if dataset not in known_names():
             raise FlexBenchError(f"unknown dataset {dataset!r}. Known: {', '.join(known_names())}.")
         chosen = resolve_needs(dataset, need, needs)
-        options = {**load_config_file(config), **parse_overrides(set_ or []), **entry.options}
+        options = {**load_config_file(config, method), **parse_overrides(set_ or []), **entry.options}
         tag = "all" if needs == "all" else "+".join(chosen)
-        default_dir = checkpoints_dir() / method / dataset
-        out_dir = out or (default_dir / tag if entry.per_need else default_dir)
+        out_dir = out or checkpoint_dir(method, dataset, tag if entry.per_need else None)
         request = TrainRequest(method=method, dataset=dataset, needs=chosen, out_dir=out_dir,
                                model=model, seed=seed, resume=resume, options=options)
         saved = entry.load()(request)

@@ -35,7 +35,9 @@ class CriticReport:
 
 def report_path(checkpoints: Path, dataset: str) -> Path:
     """Where the critic trainer writes the report of ``dataset``."""
-    return Path(checkpoints) / "critic" / dataset / "report.json"
+    from flexbench.paths import CRITIC_REPORT, critic_dir
+
+    return critic_dir(dataset, Path(checkpoints)) / CRITIC_REPORT
 
 
 def _provenance(data: Mapping[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:

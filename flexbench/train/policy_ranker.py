@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from flexbench.paths import checkpoints_dir
+from flexbench.paths import checkpoint_dir
 from flexbench.ranker import RankerContext, RankerUnavailable
 from flexbench.train.checkpoint import POLICY as _POLICY
 from flexbench.types import Instance, NeedSpec, Ranking
@@ -84,7 +84,7 @@ class TrainedPolicyRanker:
         self.batch_size = int(opts.get("batch_size", 4))
         explicit = opts.get("checkpoint")
         self.explicit = Path(explicit) if explicit else None
-        self.root = checkpoints_dir() / self.name / self.dataset
+        self.root = checkpoint_dir(self.name, self.dataset)
         self._loaded: dict[Path, PolicyRanker] = {}
         if self.explicit is not None and not _policy_dir(self.explicit).exists():
             raise RankerUnavailable(f"no checkpoint at {self.explicit}; run `flexbench train {self.method} "

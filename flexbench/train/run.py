@@ -110,21 +110,20 @@ def _gain_providers(dataset: Any, needs: list[str], method: MethodSpec, cfg: Tra
 
 
 def ensure_critic(dataset: str, cfg: TrainConfig, request: TrainRequest) -> Path:
-    """The critic checkpoint of ``dataset``; trained first when missing and ``cfg.auto_critic``."""
-    from flexbench.paths import checkpoints_dir
-    from flexbench.train.signal.gains import default_critic_path
-    from flexbench.trainers import get_trainer
+    """The critic checkpoint of ``dataset``; trained first (critic defaults) when missing and ``cfg.auto_critic``."""
+    from flexbench.catalog import open_dataset
+    from flexbench.paths import critic_dir
+    from flexbench.train.signal.critic import CriticConfig
+    from flexbench.train.signal.critic_fit import fit_critic
+    from flexbench.train.signal.gains import default_critic_path, find_critics
 
-    root = checkpoints_dir() / "critic" / dataset
-    if any(root.glob("critic.pt")) or any(root.glob("*/critic.pt")):
+    if find_critics(dataset):
         return default_critic_path(dataset)
+    root = critic_dir(dataset)
     if not cfg.auto_critic:
         raise FlexBenchError(f"{request.method} needs the critic of {dataset!r} and there is none under "
                              f"{root}/; run `flexbench train critic --dataset {dataset}` first")
-    entry = get_trainer("critic")
-    critic_request = TrainRequest(method="critic", dataset=dataset, needs=request.needs, out_dir=root,
-                                  seed=request.seed, resume=True, options=dict(entry.options))
-    return Path(entry.load()(critic_request))
+    return fit_critic(open_dataset(dataset), CriticConfig(seed=request.seed), root).out
 
 
 def _load_policy(cfg: TrainConfig, device: str = "auto") -> tuple[Any, Any]:

@@ -27,7 +27,7 @@ import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,11 @@ import torch
 from torch import nn
 
 from flexbench.errors import FlexBenchError
+from flexbench.options import parse_options
+from flexbench.paths import CRITIC_FILE, CRITIC_REPORT
 from flexbench.train.signal.critic_data import PAD, CriticExamples
 
-CHECKPOINT_NAME = "critic.pt"
-REPORT_NAME = "report.json"
+CHECKPOINT_NAME, REPORT_NAME = CRITIC_FILE, CRITIC_REPORT  # layout: flexbench.paths.critic_dir
 FORMAT_VERSION = 1
 
 
@@ -87,17 +88,8 @@ class CriticConfig:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], **overrides: Any) -> CriticConfig:
-        """Build from ``--set``/``--config`` options; unknown keys raise with the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise FlexBenchError(
-                f"unknown critic option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        values = {**options, **overrides}
-        if "log_var_bounds" in values:
-            values["log_var_bounds"] = tuple(float(b) for b in values["log_var_bounds"])
-        return cls(**values)
+        """Build from ``--set``/``--config`` options, converted by field type; unknown keys raise."""
+        return cls(**parse_options(cls, {**options, **overrides}, what="critic option"))
 
 
 @dataclass(frozen=True)

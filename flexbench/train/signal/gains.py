@@ -224,12 +224,17 @@ def value_to_gain(dataset: str) -> GainMap:
     return lambda value, var: (np.asarray(value, np.float64), np.asarray(var, np.float64))
 
 
-def default_critic_path(dataset_name: str) -> Path:
-    """The one critic under ``<data>/checkpoints/critic/<dataset>/`` (or a subdirectory); raises if none or several."""
-    from flexbench.paths import checkpoints_dir
+def find_critics(dataset_name: str) -> list[Path]:
+    """Critic checkpoints under :func:`~flexbench.train.signal.critic.critic_dir` (or one level below)."""
+    from flexbench.paths import CRITIC_FILE, critic_dir
 
-    root = checkpoints_dir() / "critic" / dataset_name
-    found = sorted({*root.glob("critic.pt"), *root.glob("*/critic.pt")})
+    root = critic_dir(dataset_name)
+    return sorted({*root.glob(CRITIC_FILE), *root.glob(f"*/{CRITIC_FILE}")})
+
+
+def default_critic_path(dataset_name: str) -> Path:
+    """The directory of the one critic of ``dataset_name`` (:func:`find_critics`); raises if none or several."""
+    found = find_critics(dataset_name)
     if len(found) != 1:
         what = (
             "no critic" if not found else f"{len(found)} critics ({', '.join(str(p.parent) for p in found)})"
