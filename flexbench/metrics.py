@@ -40,9 +40,21 @@ NDCG_CUTOFFS: tuple[int, ...] = (5, 10, 30)
 SET_CUTOFF = 5
 
 
-def discounts(width: int) -> np.ndarray:
-    """Position discounts ``1 / log2(j + 1)`` for ranks ``j = 1..width``."""
-    return 1.0 / np.log2(np.arange(2, width + 2, dtype=np.float64))
+def discounts(width: int, cutoff: int | None = None) -> np.ndarray:
+    """Position discounts ``d_j = 1 / log2(j + 1)`` for ranks ``j = 1..width``, 0 beyond ``cutoff``.
+
+    The one definition of the rank discount: the training rewards
+    (:mod:`flexbench.train.credit.rewards`) use it too, so a reward's NDCG is the
+    metric's NDCG.
+    """
+    if width < 0:
+        raise ValueError(f"width must be >= 0, got {width}")
+    if cutoff is not None and cutoff < 1:
+        raise ValueError(f"cutoff must be >= 1 or None, got {cutoff}")
+    d = 1.0 / np.log2(np.arange(2, width + 2, dtype=np.float64))
+    if cutoff is not None:
+        d[cutoff:] = 0.0
+    return d
 
 
 def dcg_at(ranked_gains: np.ndarray, k: int) -> np.ndarray:

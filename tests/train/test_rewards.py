@@ -109,3 +109,16 @@ def test_sequence_rewards_format_term() -> None:
     np.testing.assert_allclose(r, [0.6, 0.5, -1.8])
     with pytest.raises(ValueError, match="unparsed"):
         sequence_rewards(np.array([0.1]), np.array([False]), np.array([True]))
+
+
+def test_reward_ndcg_is_the_metric_ndcg() -> None:
+    from flexbench import metrics
+
+    rng = np.random.default_rng(3)
+    gains = rng.random((6, 30)) * (rng.random((6, 30)) > 0.4)
+    ranked = gains[:, rng.permutation(30)]
+    for cut in (5, 10, 30):
+        idcg = ideal_dcg(gains, cut)
+        np.testing.assert_allclose(ndcg(ranked, idcg, cut), metrics.ndcg_at(ranked, metrics.ideal_order(gains), cut),
+                                   rtol=0, atol=1e-12)
+    assert discounts is metrics.discounts

@@ -30,35 +30,25 @@ from functools import lru_cache
 
 import numpy as np
 
+from flexbench import metrics
+from flexbench.metrics import discounts
+
 FORMAT_BONUS = 0.1
 """Rec-R1 format term for an output that is a valid permutation of the candidates."""
 PARSE_PENALTY = -2.0
 """Rec-R1 format term for an output from which no list could be parsed."""
 
 
-def discounts(k: int, cutoff: int | None = None) -> np.ndarray:
-    """Rank discounts ``d_j = 1 / log2(j + 1)`` for ``j = 1..k``, 0 beyond ``cutoff`` (float64 ``[k]``)."""
-    if k < 0:
-        raise ValueError(f"k must be >= 0, got {k}")
-    if cutoff is not None and cutoff < 1:
-        raise ValueError(f"cutoff must be >= 1 or None, got {cutoff}")
-    d = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
-    if cutoff is not None:
-        d[cutoff:] = 0.0
-    return d
-
-
 def ideal_dcg(candidate_gains: np.ndarray, cutoff: int | None = None) -> np.ndarray:
     """IDCG of each row of ``candidate_gains [B, K]``: DCG of the gains sorted descending, at ``cutoff``."""
     g = np.atleast_2d(np.asarray(candidate_gains, dtype=np.float64))
-    ideal = -np.sort(-g, axis=1)
-    return ideal @ discounts(g.shape[1], cutoff)
+    return metrics.dcg_at(metrics.ideal_order(g), cutoff or g.shape[1])
 
 
 def ndcg(gains: np.ndarray, idcg: np.ndarray, cutoff: int | None = None) -> np.ndarray:
-    """``f(y) = DCG(y) / IDCG`` per rollout (``[B]``); 0 where IDCG is 0."""
+    """``f(y) = DCG(y) / IDCG`` per rollout (``[B]``); 0 where IDCG is 0 (DCG of :func:`flexbench.metrics.dcg_at`)."""
     g, inv = _prepare(gains, idcg)
-    return (g @ discounts(g.shape[1], cutoff)) * inv
+    return metrics.dcg_at(g, cutoff or g.shape[1]) * inv
 
 
 def causal_swap_rewards(gains: np.ndarray, idcg: np.ndarray, cutoff: int | None = None) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flexbench.train.credit.rewards import discounts
+from flexbench.metrics import discounts
 
 DEFAULT_CLIP = (0.25, 4.0)
 
