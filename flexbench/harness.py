@@ -131,9 +131,10 @@ def evaluate(
     full_config = {**dict(config or {}), "seed": seed, "strict": strict}
     prov = _provenance(full_config, provenance, seed=seed, strict=strict, limit=limit,
                        n_available=len(instances))
+    hold = contextlib.ExitStack()  # the run's lock (flexbench.results.ResultStore.writer), until the end
     if store is not None:
-        writer = store.open_run(key, config=full_config, data_fingerprint=str(prov["data_fingerprint"]),
-                                overwrite=overwrite)
+        writer = hold.enter_context(store.writer(key, config=full_config, overwrite=overwrite,
+                                                 data_fingerprint=str(prov["data_fingerprint"])))
         done, append = writer.done, writer.append
     else:
         done = {}
@@ -141,23 +142,24 @@ def evaluate(
         def append(records: Sequence[InstanceRecord]) -> None:
             done.update((r.instance_id, r) for r in records)
 
-    todo = [x for x in chosen if x.instance_id not in done]
-    prov["n_resumed"] = len(chosen) - len(todo)
-    if store is not None:
-        store.write_aggregate(_aggregate(key, chosen, done, prov, complete=False))
-    with _progress(len(chosen), len(chosen) - len(todo), f"{key.ranker} · {key.dataset}/{key.need}",
-                   progress) as advance:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            rankings = ranker.rank(batch, need)
-            check_rankings(ranker, batch, rankings)
-            append(score_batch(batch, rankings, labels, seed=seed, strict=strict))
-            advance(len(batch))
-    stored = {r.instance_id: r for r in store.load_records(key)} if store is not None else done
-    prov["finished_at"] = _now()
-    result = _aggregate(key, chosen, stored, prov, complete=True)
-    if store is not None:
-        store.write_aggregate(result)
+    with hold:
+        todo = [x for x in chosen if x.instance_id not in done]
+        prov["n_resumed"] = len(chosen) - len(todo)
+        if store is not None:
+            store.write_aggregate(_aggregate(key, chosen, done, prov, complete=False))
+        with _progress(len(chosen), len(chosen) - len(todo), f"{key.ranker} · {key.dataset}/{key.need}",
+                       progress) as advance:
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start:start + batch_size]
+                rankings = ranker.rank(batch, need)
+                check_rankings(ranker, batch, rankings)
+                append(score_batch(batch, rankings, labels, seed=seed, strict=strict))
+                advance(len(batch))
+        stored = {r.instance_id: r for r in store.load_records(key)} if store is not None else done
+        prov["finished_at"] = _now()
+        result = _aggregate(key, chosen, stored, prov, complete=True)
+        if store is not None:
+            store.write_aggregate(result)
     return result
 
 

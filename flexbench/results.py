@@ -21,26 +21,48 @@ After ``kill -9`` the JSONL may end in a truncated line: :meth:`ResultStore.open
 cuts it away, and a rerun scores only the instances not yet stored (records are
 deduplicated by instance ID). A rerun whose config or data fingerprint differs
 from the stored run is refused unless the caller asks to overwrite.
+
+Concurrency: :meth:`ResultStore.writer` holds the run's lock
+(``<ranker>.lock`` beside the two files, :mod:`flexbench.locks`) from the
+compatibility check to the final aggregate. A second writer of the same run is
+refused with ``run ... in progress (pid N)``; so is ``--overwrite`` (it never
+discards a running run's records: stop that run or wait for it). A lock left by
+a killed run is taken over with a note, and the run resumes.
+
+Verification on load: a stored aggregate is read only if it is a well-formed
+result for its own path, and a complete one only if its ``n_instances``,
+metrics and rates equal those recomputed from the first ``n_instances``
+records of its JSONL (the JSONL is always in instance order: every run appends
+the missing part of a prefix of the same instance list, in order). Editing a
+number in the ``.json``, or deleting or truncating the ``.jsonl``, is an error
+naming the file, never a number on a board. :meth:`ResultStore.load_runs`
+reports such a file by name and skips it, so one bad file cannot break a board.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
+import math
 import os
-import platform
-import shutil
-import subprocess
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from flexbench.errors import FlexBenchError
+from flexbench.locks import FileLock, LockHeld
 from flexbench.paths import results_dir
+from flexbench.provenance import code_version, hardware
 from flexbench.types import InstanceRecord, RunKey, RunResult
 
 RESULTS_SCHEMA_VERSION = 1
+__all__ = ["RESULTS_SCHEMA_VERSION", "ResultStore", "RunWriter", "atomic_write_text", "code_version", "dedupe", "hardware",
+           "read_aggregate", "read_jsonl", "record_from_json", "record_to_json", "result_from_json", "result_to_json",
+           "verify_run"]
 
 
 def record_to_json(record: InstanceRecord) -> dict[str, Any]:
@@ -70,15 +92,57 @@ def result_to_json(result: RunResult) -> dict[str, Any]:
             "complete": result.complete}
 
 
-def result_from_json(data: Mapping[str, Any]) -> RunResult:
-    """Inverse of :func:`result_to_json`; refuses an unknown schema version."""
+def result_from_json(data: Any, source: Path | str = "stored result") -> RunResult:
+    """Inverse of :func:`result_to_json`; refuses an unknown schema version and any other shape.
+
+    ``source`` names the file in the one-line :class:`FlexBenchError`.
+    """
+    def bad(what: str) -> FlexBenchError:
+        return FlexBenchError(f"{source}: not a FlexBench result ({what}); delete it, or rerun the "
+                              f"evaluation with --overwrite")
+
+    if not isinstance(data, Mapping):
+        raise bad(f"a JSON {type(data).__name__}, expected an object")
     version = data.get("schema_version")
     if version != RESULTS_SCHEMA_VERSION:
-        raise FlexBenchError(f"stored result has schema_version {version}, this FlexBench reads "
+        raise FlexBenchError(f"{source}: schema_version {version!r}, this FlexBench reads "
                              f"{RESULTS_SCHEMA_VERSION}; rerun the evaluation with --overwrite")
-    return RunResult(key=RunKey(**data["key"]), n_instances=int(data["n_instances"]),
-                     metrics=dict(data["metrics"]), rates=dict(data["rates"]),
-                     provenance=dict(data["provenance"]), complete=bool(data["complete"]))
+    missing = [f for f in ("key", "n_instances", "metrics", "rates", "provenance", "complete") if f not in data]
+    if missing:
+        raise bad(f"no {', '.join(missing)}")
+    key = data["key"]
+    if not isinstance(key, Mapping) or set(key) != {"ranker", "dataset", "need", "split"} or \
+            not all(isinstance(v, str) for v in key.values()):
+        raise bad("'key' must be an object of strings ranker, dataset, need, split")
+    n = data["n_instances"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise bad(f"'n_instances' is {n!r}, expected an integer >= 0")
+    for field in ("metrics", "rates"):
+        values = data[field]
+        if not isinstance(values, Mapping) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values.values()):
+            raise bad(f"'{field}' must map names to finite numbers")
+    if not isinstance(data["provenance"], Mapping) or not isinstance(data["complete"], bool):
+        raise bad("'provenance' must be an object and 'complete' a boolean")
+    return RunResult(key=RunKey(**key), n_instances=n, metrics={k: float(v) for k, v in data["metrics"].items()},
+                     rates={k: float(v) for k, v in data["rates"].items()},
+                     provenance=dict(data["provenance"]), complete=data["complete"])
+
+
+def read_aggregate(path: Path) -> RunResult:
+    """The aggregate stored in ``path``, checked for shape (one-line error naming the file)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise FlexBenchError(f"{path}: not UTF-8 text, not a FlexBench result; delete it, or rerun the "
+                             f"evaluation with --overwrite") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        what = "the file is empty" if not text.strip() else f"invalid JSON at line {err.lineno}: {err.msg}"
+        raise FlexBenchError(f"{path}: not a FlexBench result ({what}); delete it, or rerun the evaluation "
+                             f"with --overwrite") from None
+    return result_from_json(data, path)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -162,19 +226,50 @@ class ResultStore:
         base = self.root.joinpath(*key.path_parts())
         return base.with_name(base.name + ".jsonl"), base.with_name(base.name + ".json")
 
-    def load_runs(self) -> list[RunResult]:
-        """Every stored aggregate, sorted by key."""
-        runs = [result_from_json(json.loads(p.read_text())) for p in self.root.glob("*/*/*/*.json")]
+    def load_runs(self, *, on_skip: Callable[[str], None] | None = None) -> list[RunResult]:
+        """Every stored aggregate that passes :meth:`load_run`'s checks, sorted by key.
+
+        A file that fails them is reported through ``on_skip`` (default: one
+        line on stderr naming it) and left out, so one bad file cannot break a board.
+        """
+        runs = []
+        for path in sorted(self.root.glob("*/*/*/*.json")):
+            try:
+                runs.append(self._load_path(path))
+            except FlexBenchError as err:
+                (on_skip or _warn)(f"skipped {err}")
         return sorted(runs, key=lambda r: r.key.path_parts())
 
-    def load_run(self, key: RunKey) -> RunResult | None:
-        """The stored aggregate of ``key``, or ``None``."""
+    def load_run(self, key: RunKey, *, verify: bool = True) -> RunResult | None:
+        """The stored aggregate of ``key``, or ``None``; checked against its records (module docstring)."""
         path = self.run_paths(key)[1]
-        return result_from_json(json.loads(path.read_text())) if path.exists() else None
+        if not path.exists():
+            return None
+        run = read_aggregate(path)
+        if run.key != key:
+            raise FlexBenchError(f"{path}: holds the result of {run.key.ranker} on {'/'.join(run.key.path_parts()[:3])}, "
+                                 f"not of this path; delete it, or rerun with --overwrite")
+        if verify:
+            verify_run(run, self.load_records(key), self.run_paths(key)[0])
+        return run
+
+    def _load_path(self, path: Path) -> RunResult:
+        dataset, need, split = path.parts[-4:-1]
+        run = self.load_run(RunKey(path.stem, dataset, need, split))
+        assert run is not None  # the glob found the file
+        return run
 
     def load_records(self, key: RunKey) -> list[InstanceRecord]:
         """Stored records of ``key``, deduplicated by instance ID, in stored order."""
-        return dedupe(record_from_json(row) for row in read_jsonl(self.run_paths(key)[0]))
+        path = self.run_paths(key)[0]
+        out = []
+        for number, row in enumerate(read_jsonl(path), start=1):
+            try:
+                out.append(record_from_json(row))
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise FlexBenchError(f"{path}: record {number} is not an instance record ({type(err).__name__}: "
+                                     f"{err}); rerun with --overwrite") from None
+        return dedupe(out)
 
     def write_aggregate(self, result: RunResult) -> Path:
         """Write ``result``'s aggregate JSON atomically; returns its path."""
@@ -187,6 +282,33 @@ class ResultStore:
         for path in self.run_paths(key):
             path.unlink(missing_ok=True)
 
+    def lock(self, key: RunKey) -> FileLock:
+        """The inter-process lock of run ``key`` (``<ranker>.lock`` beside its files)."""
+        base = self.run_paths(key)[0]
+        return FileLock(base.with_name(base.name.removesuffix(".jsonl") + ".lock"),
+                        f"run {key.ranker} on {key.dataset}/{key.need}/{key.split}")
+
+    @contextlib.contextmanager
+    def writer(self, key: RunKey, *, config: Mapping[str, Any], data_fingerprint: str, overwrite: bool = False,
+               on_stale: Callable[[str], None] | None = None) -> Iterator[RunWriter]:
+        """Hold the run's lock while (re)running ``key``: :meth:`open_run` under the lock.
+
+        A second writer (also with ``overwrite``) gets :class:`~flexbench.locks.LockHeld`
+        naming the running one's pid; a lock left by a dead process is taken over
+        (``on_stale`` says so). The lock is released when the block ends.
+        """
+        lock = self.lock(key)
+        try:
+            lock.acquire(on_stale=on_stale)
+        except LockHeld as err:
+            if overwrite:
+                raise LockHeld(f"{err}; --overwrite does not discard a run in progress") from None
+            raise
+        try:
+            yield self.open_run(key, config=config, data_fingerprint=data_fingerprint, overwrite=overwrite)
+        finally:
+            lock.release()
+
     def open_run(self, key: RunKey, *, config: Mapping[str, Any], data_fingerprint: str,
                  overwrite: bool = False) -> RunWriter:
         """Prepare ``key`` for (re)running: check compatibility, repair the JSONL, return a writer.
@@ -194,18 +316,58 @@ class ResultStore:
         The stored run must have the same ``config`` and ``data_fingerprint``;
         otherwise this raises :class:`FlexBenchError` suggesting ``--overwrite``,
         unless ``overwrite`` is set, in which case the stored run is deleted.
+        The caller holds the run's lock (use :meth:`writer`).
         """
         jsonl, _ = self.run_paths(key)
         if overwrite:
             self.delete_run(key)
-        stored = self.load_run(key)
+        stored = self.load_run(key, verify=False)
         if stored is None and jsonl.exists() and jsonl.stat().st_size:
             raise FlexBenchError(f"{jsonl} has records but no aggregate to check them against; "
                                  f"rerun with --overwrite")
         if stored is not None:
             _check_compatible(key, stored, config, data_fingerprint)
-        rows = read_jsonl(jsonl, repair=True)
-        return RunWriter(jsonl, {r.instance_id: r for r in dedupe(map(record_from_json, rows))})
+        read_jsonl(jsonl, repair=True)
+        records = self.load_records(key)
+        if stored is not None:
+            verify_run(stored, records, jsonl)
+        return RunWriter(jsonl, {r.instance_id: r for r in records})
+
+
+def _warn(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def verify_run(run: RunResult, records: list[InstanceRecord], jsonl: Path) -> None:
+    """Raise unless ``run`` agrees with ``records`` (deduplicated, stored order) of ``jsonl``.
+
+    Every run must have at least ``n_instances`` records. A complete run's
+    metrics and rates must equal those recomputed over the first
+    ``n_instances`` records (relative tolerance 1e-9: JSON keeps every digit,
+    the tolerance only absorbs the order of float additions of hand-written stores).
+    """
+    where = f"{jsonl.with_suffix('.json')}"
+    redo = "rerun the evaluation with --overwrite"
+    if len(records) < run.n_instances:
+        state = "missing" if not jsonl.exists() else f"has {len(records)} records"
+        raise FlexBenchError(f"{where}: says n = {run.n_instances} but its records {jsonl.name} {state}; the "
+                             f"records were deleted or truncated: {redo}")
+    if not run.complete:
+        return
+    from flexbench.harness import aggregate_rates
+
+    covered = records[:run.n_instances]
+    try:
+        metrics = {name: float(np.mean([r.metrics[name] for r in covered])) if covered else 0.0
+                   for name in run.metrics}
+    except KeyError as err:
+        raise FlexBenchError(f"{where}: metric {err} is not in every record of {jsonl.name}; {redo}") from None
+    recomputed = {**metrics, **aggregate_rates(covered)}
+    for name, value in {**run.metrics, **run.rates}.items():
+        again = recomputed.get(name)
+        if again is None or not math.isclose(value, again, rel_tol=1e-9, abs_tol=1e-12):
+            raise FlexBenchError(f"{where}: {name} = {value!r} but its {run.n_instances} records in {jsonl.name} give "
+                                 f"{again!r}; the file was edited: {redo}")
 
 
 def _check_compatible(key: RunKey, stored: RunResult, config: Mapping[str, Any], fingerprint: str) -> None:
@@ -221,49 +383,3 @@ def _check_compatible(key: RunKey, stored: RunResult, config: Mapping[str, Any],
         changed = sorted(k for k in set(old or {}) | set(new) if (old or {}).get(k) != new.get(k))
         raise FlexBenchError(f"stored run {where} used another config (differs in "
                              f"{', '.join(changed)}); rerun with --overwrite to replace it")
-
-
-@functools.cache
-def code_version() -> dict[str, Any]:
-    """``{"package", "git_commit", "dirty"}`` of the running code (git fields ``None`` outside a checkout)."""
-    from flexbench import __version__
-
-    out: dict[str, Any] = {"package": __version__, "git_commit": None, "dirty": None}
-    repo = Path(__file__).resolve().parent.parent
-    if shutil.which("git") and (repo / ".git").exists():
-        git = ["git", "-C", str(repo)]
-        try:
-            out["git_commit"] = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True,
-                                               text=True, timeout=10, check=True).stdout.strip()
-            status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
-                                    capture_output=True, text=True, timeout=10, check=True).stdout
-            out["dirty"] = bool(status.strip())
-        except (subprocess.SubprocessError, OSError):
-            pass
-    return out
-
-
-@functools.cache
-def hardware() -> dict[str, Any]:
-    """CPU model, core count and GPU name (``None`` without a visible GPU)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "gpu": _gpu_name(), "platform": platform.platform()}
-
-
-def _gpu_name() -> str | None:
-    if not shutil.which("nvidia-smi"):
-        return None
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
-    except (subprocess.SubprocessError, OSError):
-        return None
-    names = [n.strip() for n in out.splitlines() if n.strip()]
-    return ", ".join(names) or None

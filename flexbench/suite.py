@@ -188,7 +188,10 @@ def _note_untrained(report: SuiteReport, dataset: str, untrained: Sequence[tuple
 def _stored_complete(store: ResultStore, key: RunKey, dataset: PreparedDataset, config: Mapping[str, Any],
                      limit: int | None) -> RunResult | None:
     """The stored run of ``key`` if it is complete and was made exactly as requested now."""
-    run = store.load_run(key)
+    try:
+        run = store.load_run(key)
+    except FlexBenchError:  # a bad file: rerunning reports it by name (FAIL) and the suite goes on
+        return None
     if run is None or not run.complete:
         return None
     prov = run.provenance

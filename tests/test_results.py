@@ -27,9 +27,18 @@ def record(iid: str, value: float = 0.5) -> InstanceRecord:
                           1, 0, 1, {"ndcg@5": value, "mrr@5": 1.0})
 
 
-def result(**prov: object) -> RunResult:
-    return RunResult(KEY, 2, {"ndcg@5": 0.25}, {"invalid_rate": 0.5},
-                     {"config": {"seed": 0}, "data_fingerprint": "abc", **prov}, complete=True)
+def result(n: int = 2, complete: bool = True, **prov: object) -> RunResult:
+    """An aggregate; the complete one of n = 2 agrees with :func:`store_records` (checked on load)."""
+    return RunResult(KEY, n, {"ndcg@5": 0.25}, {"invalid_rate": 0.5},
+                     {"config": {"seed": 0}, "data_fingerprint": "abc", **prov}, complete=complete)
+
+
+def store_records(store: ResultStore, *records: InstanceRecord) -> None:
+    """Write ``records`` (default: the two that give :func:`result`'s aggregate) as the run's JSONL."""
+    jsonl = store.run_paths(KEY)[0]
+    jsonl.parent.mkdir(parents=True, exist_ok=True)
+    rows = records or (record("x1", 0.25), record("x2", 0.25))
+    jsonl.write_text("".join(json.dumps(record_to_json(r)) + "\n" for r in rows), encoding="utf-8")
 
 
 def test_paths_follow_the_layout(tmp_path: Path) -> None:
@@ -50,6 +59,7 @@ def test_record_round_trip() -> None:
 
 def test_aggregate_round_trip_and_schema(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
+    store_records(store)
     path = store.write_aggregate(result())
     data = json.loads(path.read_text())
     assert data["schema_version"] == RESULTS_SCHEMA_VERSION
@@ -64,7 +74,7 @@ def test_aggregate_round_trip_and_schema(tmp_path: Path) -> None:
 
 def test_append_resume_truncated_line_and_dedupe(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
-    store.write_aggregate(result())
+    store.write_aggregate(result(n=0, complete=False))
     writer = store.open_run(KEY, config={"seed": 0}, data_fingerprint="abc")
     writer.append([record("x1"), record("x2")])
     writer.append([record("x2", 0.9)])  # already stored: ignored
@@ -89,7 +99,7 @@ def test_corrupt_complete_line_is_an_error(tmp_path: Path) -> None:
 
 def test_incompatible_rerun_is_refused_unless_overwrite(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
-    store.write_aggregate(result())
+    store.write_aggregate(result(n=0, complete=False))
     store.open_run(KEY, config={"seed": 0}, data_fingerprint="abc").append([record("x1")])
     with pytest.raises(FlexBenchError, match="other data.*--overwrite"):
         store.open_run(KEY, config={"seed": 0}, data_fingerprint="zzz")
