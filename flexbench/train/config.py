@@ -46,6 +46,28 @@ class Precision(StrEnum):
     BF16 = "bf16"
 
 
+class Sharding(StrEnum):
+    """How full-parameter training spreads its state over processes (:mod:`flexbench.train.distributed`).
+
+    ``none``: DDP, every process holds all weights, gradients and optimizer state.
+    ``fsdp``: FSDP2 full sharding (ZeRO-3): weights, gradients and optimizer state
+    divided by the number of processes; layers gathered one at a time.
+    ``zero2``: FSDP2 without resharding after forward (ZeRO-2-like): gradients and
+    optimizer state divided, the bf16 weights stay gathered through forward and backward.
+    """
+
+    NONE = "none"
+    FSDP = "fsdp"
+    ZERO2 = "zero2"
+
+
+class OptimizerKind(StrEnum):
+    """``adamw``: torch AdamW, two fp32 states (8 B/parameter); ``adamw8bit``: bitsandbytes AdamW8bit (2 B)."""
+
+    ADAMW = "adamw"
+    ADAMW8BIT = "adamw8bit"
+
+
 class RolloutEngine(StrEnum):
     """Rollout backend: ``auto`` = vLLM when installed and on GPU, else transformers ``generate``."""
 
@@ -105,6 +127,11 @@ class TrainConfig:
     precision: Precision = Precision.AUTO
     gradient_checkpointing: bool = False
     engine: RolloutEngine = RolloutEngine.AUTO
+    # memory: sharding, optimizer state, the pre-flight memory plan (flexbench.train.memory)
+    sharding: Sharding = Sharding.NONE
+    optimizer: OptimizerKind = OptimizerKind.ADAMW
+    plan_prompt_tokens: int = 1500  # prompt length the plan assumes: K = 30 prompts measure 1,240-1,470 tokens
+    memory_check: bool = True  # refuse to start when the plan does not fit the GPU
     # data, validation, checkpoints
     train_instances: int | None = None
     eval_every: int = 2
@@ -118,6 +145,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _set(self, "precision", Precision(self.precision))
         _set(self, "engine", RolloutEngine(self.engine))
+        _set(self, "sharding", Sharding(self.sharding))
+        _set(self, "optimizer", OptimizerKind(self.optimizer))
         _set(self, "lora_targets", tuple(self.lora_targets))
         _set(self, "uncertainty_clip", tuple(float(v) for v in self.uncertainty_clip))
         for name in ("steps", "prompts_per_step", "group_size", "max_new_tokens", "ppo_epochs",
@@ -156,6 +185,14 @@ class TrainConfig:
             raise FlexBenchError("train_instances must be >= 1 or null (all)")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise FlexBenchError("cpu_threads must be >= 1 or null (torch's default)")
+        if self.plan_prompt_tokens < 1:
+            raise FlexBenchError("plan_prompt_tokens must be >= 1")
+        if self.sharding is not Sharding.NONE and self.lora:
+            raise FlexBenchError(f"sharding={self.sharding} is for full-parameter training; with lora=true "
+                                 "use sharding=none (the adapters are small)")
+        if self.sharding is not Sharding.NONE and self.optimizer is OptimizerKind.ADAMW8BIT:
+            raise FlexBenchError(f"optimizer=adamw8bit does not work on sharded (FSDP) parameters; "
+                                 f"use optimizer=adamw with sharding={self.sharding}")
         if self.sft_warmup_steps is not None and self.sft_warmup_steps < 0:
             raise FlexBenchError("sft_warmup_steps must be >= 0 or null (the method's default)")
 
@@ -168,6 +205,7 @@ class TrainConfig:
         """JSON-ready mapping of every field (for ``run.json`` and provenance)."""
         out = dataclasses.asdict(self)
         out["precision"], out["engine"] = self.precision.value, self.engine.value
+        out["sharding"], out["optimizer"] = self.sharding.value, self.optimizer.value
         out["uncertainty_clip"], out["lora_targets"] = list(self.uncertainty_clip), list(self.lora_targets)
         return out
 
