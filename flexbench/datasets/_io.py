@@ -14,7 +14,13 @@ Column kinds:
   (``20200705.0``); read as float64, checked integral, returned as nullable
   ``Int64`` (missing allowed);
 * ``float``: float64, missing allowed (NaN);
+* ``num``: float64, no missing values (``nan``/``inf`` text still parses: range checks follow);
 * ``str``: text, missing allowed.
+
+A file with a header but no data rows is an error. Value checks
+(:func:`check_values`, :func:`check_ids`, :func:`check_times`) name the first
+offending line; :func:`drop_duplicates` is the one counted repair (first row of
+each key kept, in file order) and returns the line that reports it.
 """
 
 from __future__ import annotations
@@ -32,8 +38,11 @@ import pyarrow.csv as pacsv
 
 from flexbench.errors import FlexBenchError
 
-_ARROW = {"int": pa.int64(), "intlike": pa.float64(), "float": pa.float64(), "str": pa.string()}
+_ARROW = {"int": pa.int64(), "intlike": pa.float64(), "float": pa.float64(), "num": pa.float64(),
+          "str": pa.string()}
 Schema = Mapping[str, str]
+PLAUSIBLE_TIME = (631_152_000, 4_102_444_800)  # Unix seconds of 1990-01-01 and 2100-01-01 (UTC)
+"""Timestamps outside this window are a unit error (milliseconds) or corruption, not an event."""
 
 
 def require_file(path: Path, hint: str) -> Path:
@@ -77,6 +86,12 @@ def read_csv_strict(path: Path, schema: Schema, *, usecols: Sequence[str] | None
         )
     except pa.ArrowInvalid as err:
         raise _diagnose(path, schema, str(err)) from None
+    if table.num_rows == 0:
+        raise FlexBenchError(f"{path}: no data rows (only the header); the file is truncated or was "
+                             f"written empty. Download or generate it again.")
+    for col in (c for c in names if schema[c] == "num" and table.column(c).null_count):
+        line = int(np.flatnonzero(table.column(col).is_null().to_numpy(zero_copy_only=False))[0]) + 2
+        raise FlexBenchError(f"{path}, line {line}, column {col!r}: empty value, expected a number")
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     for col in names:
         frame[col] = _finish(path, col, frame[col], schema[col])
@@ -124,7 +139,7 @@ def _parses(value: str, kind: str) -> bool:
         number = float(value)
     except ValueError:
         return False
-    return kind == "float" or (kind == "intlike" and number == int(number)) or (kind == "int" and value.lstrip("-").isdigit())
+    return kind in ("float", "num") or (kind == "intlike" and number == int(number)) or (kind == "int" and value.lstrip("-").isdigit())
 
 
 def read_dat(path: Path, names: Sequence[str], dtypes: Mapping[str, str], *, encoding: str) -> pd.DataFrame:
@@ -164,3 +179,61 @@ def _dat_error(path: Path, text: bytes, names: Sequence[str], dtypes: Mapping[st
                 raise FlexBenchError(f"{path}, line {number}, field {name!r}: value {value!r}, "
                                      f"expected an integer") from err
     raise FlexBenchError(f"{path}: could not be parsed ({err})") from err
+
+
+def _show(value: object) -> str:
+    """A value as the file spells it (no ``np.float64(...)`` wrapper)."""
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    return repr(value)
+
+
+def check_values(path: Path, frame: pd.DataFrame, column: str, ok: np.ndarray, expected: str, *,
+                 first_line: int = 2, where: str = "line", kind: str = "column") -> None:
+    """Raise naming the first line of ``frame`` (row 0 = line ``first_line``) where ``ok`` is False.
+
+    ``where`` is ``record`` for files whose records may span lines; ``kind`` is
+    ``field`` for the header-less MovieLens files.
+    """
+    bad = ~np.asarray(ok, dtype=bool)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise FlexBenchError(f"{path}, {where} {i + first_line}, {kind} {column!r}: value "
+                             f"{_show(frame[column].iloc[i])}, expected {expected}")
+
+
+def check_ids(path: Path, frame: pd.DataFrame, columns: Sequence[str], **where: object) -> None:
+    """Integer ID ``columns`` must be >= 0."""
+    for col in (c for c in columns if c in frame):
+        ids = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
+        check_values(path, frame, col, np.isnan(ids) | (ids >= 0), "an ID >= 0", **where)
+
+
+def check_times(path: Path, frame: pd.DataFrame, column: str, **where: object) -> None:
+    """Present values of ``column`` must be Unix seconds within :data:`PLAUSIBLE_TIME`."""
+    if column not in frame:
+        return
+    t = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+    lo, hi = PLAUSIBLE_TIME
+    check_values(path, frame, column, np.isnan(t) | ((t >= lo) & (t < hi)),
+                 "Unix seconds between 1990 and 2100", **where)
+
+
+def drop_duplicates(path: Path, frame: pd.DataFrame, keys: Sequence[str], what: str = "rows", *,
+                    ignore: Sequence[str] = ()) -> tuple[pd.DataFrame, str | None]:
+    """Keep the first row of each ``keys`` in file order; the note counts the rows dropped and how many conflicted.
+
+    A dropped row *conflicts* when its other columns (but ``ignore``, e.g. a row
+    ID) differ from every earlier row of its key (an exact repeat does not). No
+    duplicates: ``frame`` itself and ``None``.
+    """
+    dup = frame.duplicated(list(keys), keep="first").to_numpy()
+    if not dup.any():
+        return frame, None
+    repeat = frame.duplicated([c for c in frame.columns if c not in ignore], keep="first").to_numpy()
+    conflicting = int((dup & ~repeat).sum())
+    note = (f"{path.name}: {int(dup.sum())} duplicate ({', '.join(keys)}) {what} dropped, {conflicting} "
+            f"conflicting (other values than the first); kept the first of each in file order")
+    return frame.loc[~dup].reset_index(drop=True), note

@@ -6,6 +6,12 @@ product_id, product_locale, esci_label, small_version, large_version, split``)
 and ``shopping_queries_dataset_products.parquet`` (``product_id,
 product_title, product_description, product_bullet_point, product_brand,
 product_color, product_locale``), joined on ``(product_locale, product_id)``.
+
+Checked on load: column types (IDs and version flags integers, the rest text),
+IDs >= 0, labels in E/S/C/I, splits train/test, at least one judgement left
+after the locale and Task-1 filters, every judged product in the catalogue.
+Duplicate ``(query_id, product_id)`` judgements keep the first in file order (a
+counted repair: two candidates with one ID would break every instance).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flexbench.datasets._io import require_file
+from flexbench.datasets._io import drop_duplicates, require_file
 from flexbench.errors import FlexBenchError
 
 EXAMPLES_FILE = "shopping_queries_dataset_examples.parquet"
@@ -26,6 +32,7 @@ EXAMPLE_COLUMNS = ("example_id", "query", "query_id", "product_id", "product_loc
 PRODUCT_COLUMNS = ("product_id", "product_title", "product_description", "product_bullet_point",
                    "product_brand", "product_color", "product_locale")
 LABELS = frozenset("ESCI")
+INT_COLUMNS = frozenset({"example_id", "query_id", "small_version", "large_version"})
 HINT = "run `flexbench data fetch esci` or `flexbench data sample esci`"
 
 
@@ -48,6 +55,15 @@ def _read(path: Path, columns: tuple[str, ...], filters: list | None = None) -> 
     missing = [c for c in columns if c not in schema.names]
     if missing:
         raise FlexBenchError(f"{path}: column(s) {missing} missing; expected {list(columns)}")
+    for col in columns:
+        kind = schema.field(col).type
+        integer = pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+        text = pa.types.is_string(kind) or pa.types.is_large_string(kind) or str(kind) == "string_view"
+        if col in INT_COLUMNS and not integer:
+            raise FlexBenchError(f"{path}: column {col!r} has type {kind}, expected an integer"
+                                 f"{' (0/1)' if col.endswith('_version') else ''}")
+        if col not in INT_COLUMNS and not text:
+            raise FlexBenchError(f"{path}: column {col!r} has type {kind}, expected text")
     try:
         return pq.read_table(path, columns=list(columns), filters=filters).to_pandas()
     except (pa.ArrowInvalid, OSError) as err:
@@ -62,6 +78,15 @@ def load_examples(path: Path, *, locale: str | None = "us", small_version: bool 
     if small_version:
         filters.append(("small_version", "=", 1))
     frame = _read(Path(path), EXAMPLE_COLUMNS, filters or None)
+    if frame.empty:
+        raise FlexBenchError(f"{path}: no judgements with product_locale {locale!r}"
+                             f"{' and small_version 1' if small_version else ''}; expected the official file")
+    for col in ("example_id", "query_id"):
+        bad_id = frame[col].to_numpy() < 0
+        if bad_id.any():
+            row = frame[bad_id].iloc[0]
+            raise FlexBenchError(f"{path}, example_id {row['example_id']}, column {col!r}: {row[col]}, "
+                                 f"expected an ID >= 0")
     bad = ~frame["esci_label"].isin(LABELS)
     if bad.any():
         row = frame[bad].iloc[0]
@@ -79,10 +104,18 @@ def load_products(path: Path, *, locale: str | None = "us") -> pd.DataFrame:
     return _read(Path(path), PRODUCT_COLUMNS, filters).reset_index(drop=True)
 
 
-def load_esci(root: Path, *, locale: str = "us", small_version: bool = True) -> pd.DataFrame:
-    """Examples joined with products on ``(product_locale, product_id)``; every example must match."""
+def load_esci(root: Path, *, locale: str = "us", small_version: bool = True,
+              repairs: list[str] | None = None) -> pd.DataFrame:
+    """Examples joined with products on ``(product_locale, product_id)``; every example must match.
+
+    Duplicate judgements are dropped (first kept); the note goes to ``repairs``.
+    """
     folder = data_dir(root)
-    examples = load_examples(folder / EXAMPLES_FILE, locale=locale, small_version=small_version)
+    examples, note = drop_duplicates(folder / EXAMPLES_FILE,
+                                     load_examples(folder / EXAMPLES_FILE, locale=locale, small_version=small_version),
+                                     ("query_id", "product_id"), "judgements", ignore=("example_id",))
+    if note and repairs is not None:
+        repairs.append(note)
     products = load_products(folder / PRODUCTS_FILE, locale=locale)
     if products.duplicated(["product_locale", "product_id"]).any():
         dup = products[products.duplicated(["product_locale", "product_id"])].iloc[0]

@@ -18,6 +18,15 @@ the ``data`` folder itself) with
   ``-124`` and ``UNKNOWN`` mean missing (returned as ``<NA>``).
 * ``user_features.csv`` (integer columns written as floats where values are
   missing) and, where present, ``item_daily_features.csv``.
+
+Checked on load (one error naming file and line): IDs >= 0; ``watch_ratio``
+present, finite and in ``[0, MAX_WATCH_RATIO]`` (1e308 is finite but overflows the
+float32 label matrix); timestamps within
+:data:`~flexbench.datasets._io.PLAUSIBLE_TIME`; no header-only matrix; one row per
+video in the category and caption files, which must cover every small-matrix
+video (:func:`check_catalogue`; a caption file cut mid-way fails here).
+Duplicate ``(user_id, video_id)`` rows of the small matrix are the one repair
+(:func:`dedupe_small_matrix`): the first row of each pair is kept, the count printed.
 """
 
 from __future__ import annotations
@@ -29,11 +38,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flexbench.datasets._io import check_header, read_csv_strict, require_file
+from flexbench.datasets._io import (
+    check_header,
+    check_ids,
+    check_times,
+    check_values,
+    drop_duplicates,
+    read_csv_strict,
+    require_file,
+)
 from flexbench.errors import FlexBenchError
 
 MATRIX_SCHEMA = {"user_id": "int", "video_id": "int", "play_duration": "intlike", "video_duration": "intlike",
-                 "time": "str", "date": "intlike", "timestamp": "float", "watch_ratio": "float"}
+                 "time": "str", "date": "intlike", "timestamp": "float", "watch_ratio": "num"}
+MAX_WATCH_RATIO = 1e6
+"""Largest watch ratio accepted: far above any replay count, and safe in float32 sums."""
 CATEGORY_SCHEMA = {"video_id": "int", "feat": "str"}
 CAPTION_COLUMNS = ("video_id", "manual_cover_text", "caption", "topic_tag",
                    "first_level_category_id", "first_level_category_name",
@@ -75,16 +94,58 @@ def data_dir(root: Path) -> Path:
 
 def load_matrix(path: Path, usecols: list[str] | None = None) -> pd.DataFrame:
     """Read ``small_matrix.csv`` or ``big_matrix.csv`` (pyarrow, explicit dtypes)."""
-    frame = read_csv_strict(require_file(Path(path), HINT), MATRIX_SCHEMA, usecols=usecols)
+    path = require_file(Path(path), HINT)
+    frame = read_csv_strict(path, MATRIX_SCHEMA, usecols=usecols)
+    check_ids(path, frame, ("user_id", "video_id"))
+    if "watch_ratio" in frame:
+        wr = frame["watch_ratio"].to_numpy(dtype=np.float64)
+        check_values(path, frame, "watch_ratio", np.isfinite(wr) & (wr >= 0) & (wr <= MAX_WATCH_RATIO),
+                     f"a finite number in [0, {MAX_WATCH_RATIO:g}]")
+    check_times(path, frame, "timestamp")
     for col in ("user_id", "video_id"):
         if col in frame:
             frame[col] = frame[col].astype(np.int32)
     return frame
 
 
+def dedupe_small_matrix(path: Path, frame: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """One row per ``(user_id, video_id)`` of the small matrix (first in file order) and the repair note."""
+    return drop_duplicates(Path(path), frame, ("user_id", "video_id"))
+
+
+def _unique_videos(path: Path, frame: pd.DataFrame, where: str, first: int) -> None:
+    """Raise if a video has two rows (``where``: ``line`` or ``record``; row 0 is number ``first``)."""
+    dup = frame["video_id"].duplicated(keep="first").to_numpy()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        vid = int(frame["video_id"].iloc[i])
+        j = int(np.flatnonzero(frame["video_id"].to_numpy() == vid)[0])
+        raise FlexBenchError(f"{path}, {where} {i + first}: video {vid} also {'on' if where == 'line' else 'in'} "
+                             f"{where} {j + first}; "
+                             f"expected one row per video")
+
+
+def check_catalogue(folder: Path, raw: KuaiRecRaw, video_ids: np.ndarray) -> None:
+    """The category and caption files must have a row for every catalogue (small-matrix) video."""
+    tables = (("item_categories.csv", raw.categories), ("kuairec_caption_category.csv", raw.captions))
+    for name, table in tables:
+        if table is None:
+            continue
+        missing = np.setdiff1d(video_ids, table["video_id"].to_numpy())
+        if len(missing):
+            path = Path(folder) / name
+            why = "the file is truncated or from another release" if path.read_bytes().endswith(b"\n") \
+                else "it ends mid-line: the file is truncated"
+            raise FlexBenchError(f"{path}: no row for {len(missing)} of the {len(video_ids)} catalogue videos "
+                                 f"of small_matrix.csv (first: video {int(missing[0])}); {why}")
+
+
 def load_item_categories(path: Path) -> pd.DataFrame:
     """``video_id`` and ``feat`` as ``list[int]`` (``"[27, 9]"`` -> ``[27, 9]``)."""
-    frame = read_csv_strict(require_file(Path(path), HINT), CATEGORY_SCHEMA)
+    path = require_file(Path(path), HINT)
+    frame = read_csv_strict(path, CATEGORY_SCHEMA)
+    check_ids(path, frame, ("video_id",))
+    _unique_videos(path, frame, "line", 2)
     feat = frame["feat"].astype(str).str.strip()
     bad = ~feat.str.match(_FEAT_RE)
     if bad.any():
@@ -123,6 +184,10 @@ def load_captions(path: Path) -> pd.DataFrame:
     for col in text_cols:
         frame[col] = frame[col].mask(frame[col].isin([MISSING_TEXT, ""]))
     frame["topic_tag"] = [_tag_list(v) for v in frame["topic_tag"]]
+    if frame.empty:
+        raise FlexBenchError(f"{path}: no data rows (only the header); download or generate it again")
+    check_ids(path, frame, ("video_id", *CAPTION_COLUMNS[4::2]), first_line=1, where="record")
+    _unique_videos(path, frame, "record", 1)
     return frame
 
 
@@ -173,7 +238,7 @@ def load_kuairec(root: Path, *, big: bool = True, captions: bool = True, users: 
         small=load_matrix(folder / "small_matrix.csv", matrix_columns),
         big=load_matrix(folder / "big_matrix.csv", matrix_columns) if big else None,
         categories=load_item_categories(folder / "item_categories.csv"),
-        captions=load_captions(cap_path) if captions and cap_path.exists() else None,
+        captions=load_captions(cap_path) if captions else None,
         users=load_user_features(folder / "user_features.csv") if users else None,
     )
 

@@ -7,6 +7,13 @@ as separator:
 * ``movies.dat``: ``MovieID::Title::Genres`` (latin-1; genres pipe-separated);
 * ``users.dat``: ``UserID::Gender::Age::Occupation::Zip-code`` (zip kept as text:
   some are ``55455-0001`` or have leading zeros).
+
+Checked on load: IDs >= 0, timestamps within
+:data:`~flexbench.datasets._io.PLAUSIBLE_TIME`, ratings 1..5, one line per movie
+ID in ``movies.dat``, every rated movie in ``movies.dat``. A ``movies.dat`` that
+is valid UTF-8 with non-ASCII bytes (re-saved by an editor) is read as UTF-8,
+not turned into mojibake, and the note says so; duplicate ``(user, movie)``
+ratings keep the first line (counted repair, :attr:`MovieLensRaw.repairs`).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flexbench.datasets._io import read_dat, require_file
+from flexbench.datasets._io import check_ids, check_times, drop_duplicates, read_dat, require_file
 from flexbench.errors import FlexBenchError
 
 RATINGS = ("user_id", "movie_id", "rating", "timestamp")
@@ -38,6 +45,7 @@ class MovieLensRaw:
     ratings: pd.DataFrame
     movies: pd.DataFrame
     users: pd.DataFrame | None
+    repairs: tuple[str, ...] = ()
 
 
 def data_dir(root: Path) -> Path:
@@ -51,9 +59,11 @@ def data_dir(root: Path) -> Path:
 
 def load_ratings(path: Path) -> pd.DataFrame:
     """``user_id, movie_id, rating, timestamp`` (int32, int32, int8, int64); ratings must be 1..5."""
-    frame = read_dat(require_file(Path(path), HINT), RATINGS,
-                     {"user_id": "int32", "movie_id": "int32", "rating": "int8", "timestamp": "int64"},
+    path = require_file(Path(path), HINT)
+    frame = read_dat(path, RATINGS, {"user_id": "int32", "movie_id": "int32", "rating": "int8", "timestamp": "int64"},
                      encoding="ascii")
+    check_ids(path, frame, ("user_id", "movie_id"), first_line=1, kind="field")
+    check_times(path, frame, "timestamp", first_line=1, kind="field")
     bad = ~frame["rating"].between(1, 5)
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
@@ -61,10 +71,41 @@ def load_ratings(path: Path) -> pd.DataFrame:
     return frame
 
 
-def load_movies(path: Path) -> pd.DataFrame:
-    """``movie_id, title, genres`` with genres as ``list[str]`` (file is latin-1)."""
-    frame = read_dat(require_file(Path(path), HINT), MOVIES, {"movie_id": "int32", "title": "str", "genres": "str"},
-                     encoding="latin-1")
+def movies_encoding(path: Path) -> str:
+    """``latin-1`` (the official encoding), or ``utf-8`` when the bytes are non-ASCII and valid UTF-8.
+
+    Latin-1 text with accented letters is almost never valid UTF-8 (an ``é`` is
+    one byte 0xE9, which UTF-8 only allows as the lead of a three-byte sequence).
+    """
+    raw = Path(path).read_bytes()
+    if raw.isascii():
+        return "latin-1"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8"
+
+
+def load_movies(path: Path, repairs: list[str] | None = None) -> pd.DataFrame:
+    """``movie_id, title, genres`` with genres as ``list[str]``; one line per movie ID.
+
+    The file is latin-1; a UTF-8 copy is read as UTF-8 (:func:`movies_encoding`),
+    with a note appended to ``repairs``.
+    """
+    path = require_file(Path(path), HINT)
+    encoding = movies_encoding(path)
+    frame = read_dat(path, MOVIES, {"movie_id": "int32", "title": "str", "genres": "str"}, encoding=encoding)
+    if encoding == "utf-8" and repairs is not None:
+        repairs.append(f"{path.name}: read as UTF-8 (the official file is latin-1; "
+                       f"{int((~frame['title'].map(str.isascii)).sum())} titles have non-ASCII letters)")
+    check_ids(path, frame, ("movie_id",), first_line=1, kind="field")
+    dup = frame["movie_id"].duplicated().to_numpy()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        movie = int(frame["movie_id"].iloc[i])
+        j = int(np.flatnonzero(frame["movie_id"].to_numpy() == movie)[0])
+        raise FlexBenchError(f"{path}, line {i + 1}: movie {movie} also on line {j + 1}; expected one line per movie")
     frame["genres"] = [g.split("|") if g else [] for g in frame["genres"]]
     return frame
 
@@ -79,14 +120,17 @@ def load_users(path: Path) -> pd.DataFrame:
 def load_movielens(root: Path, *, users: bool = True) -> MovieLensRaw:
     """Load ML-1M under ``root`` (see :func:`data_dir`)."""
     folder = data_dir(root)
+    repairs: list[str] = []
     ratings = load_ratings(folder / "ratings.dat")
-    movies = load_movies(folder / "movies.dat")
+    movies = load_movies(folder / "movies.dat", repairs)
     unknown = ~ratings["movie_id"].isin(movies["movie_id"])
     if unknown.any():
         i = int(np.flatnonzero(unknown.to_numpy())[0])
         raise FlexBenchError(f"{folder / 'ratings.dat'}, line {i + 1}: movie {ratings['movie_id'].iloc[i]} "
                              f"is not in movies.dat; the files are from different releases or truncated")
-    return MovieLensRaw(ratings, movies, load_users(folder / "users.dat") if users else None)
+    ratings, note = drop_duplicates(folder / "ratings.dat", ratings, ("user_id", "movie_id"))
+    repairs += [note] if note else []
+    return MovieLensRaw(ratings, movies, load_users(folder / "users.dat") if users else None, tuple(repairs))
 
 
 def item_table(movies: pd.DataFrame) -> pd.DataFrame:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from flexbench.datasets import esci, kuairec, movielens
 from flexbench.datasets.sequential import SequentialSource, topic_matrix
+from flexbench.errors import FlexBenchError
 from flexbench.instances import sparsify, split_users
 from needs.trend import TrafficIndex
 
@@ -32,7 +33,8 @@ class Loaded:
     """A loaded dataset: the catalogue and either a sequential source or the joined ESCI table.
 
     ``dense``: KuaiRec's whole small matrix (the ``dense`` variant's interactions);
-    ``organic``: KuaiRec's organic log (:func:`organic_log`).
+    ``organic``: KuaiRec's organic log (:func:`organic_log`); ``repairs``: one line
+    per counted repair of the raw files (printed by prepare, kept in ``meta.json``).
     """
 
     items: pd.DataFrame
@@ -40,6 +42,7 @@ class Loaded:
     joined: pd.DataFrame | None = None
     dense: pd.DataFrame | None = None
     organic: pd.DataFrame | None = None
+    repairs: tuple[str, ...] = ()
 
 
 def load(dataset: str, root: Path, sparsity: float, seed: int) -> Loaded:
@@ -48,12 +51,13 @@ def load(dataset: str, root: Path, sparsity: float, seed: int) -> Loaded:
         return load_kuairec_source(root, sparsity, seed)
     if dataset == "ml-1m":
         return load_movielens_source(root)
-    joined = esci.load_esci(root)
+    repairs: list[str] = []
+    joined = esci.load_esci(root, repairs=repairs)
     products = joined.drop_duplicates("product_id").sort_values("product_id", kind="stable")
     items = pd.DataFrame({"item_id": products["product_id"].astype(str).to_numpy(),
                           "text": [esci.item_text(r) for _, r in products.iterrows()],
                           "topics": [[] for _ in range(len(products))]})
-    return Loaded(items=items, joined=joined)
+    return Loaded(items=items, joined=joined, repairs=tuple(repairs))
 
 
 def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,14 +68,16 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def load_kuairec_source(root: Path, sparsity: float, seed: int) -> Loaded:
     """KuaiRec with the sparse view drawn by :func:`flexbench.instances.sparsify`."""
     folder = kuairec.data_dir(root)
-    small = kuairec.load_matrix(folder / "small_matrix.csv", ["user_id", "video_id", "timestamp", "watch_ratio"])
-    big = kuairec.load_matrix(folder / "big_matrix.csv", ["user_id", "video_id", "timestamp", "watch_ratio"])
-    cap_path = folder / "kuairec_caption_category.csv"
+    columns = ["user_id", "video_id", "timestamp", "watch_ratio"]
+    small, repair = kuairec.dedupe_small_matrix(folder / "small_matrix.csv",
+                                                kuairec.load_matrix(folder / "small_matrix.csv", columns))
+    big = kuairec.load_matrix(folder / "big_matrix.csv", columns)
     raw = kuairec.KuaiRecRaw(small=small, big=None,
                              categories=kuairec.load_item_categories(folder / "item_categories.csv"),
-                             captions=kuairec.load_captions(cap_path) if cap_path.exists() else None)
+                             captions=kuairec.load_captions(folder / "kuairec_caption_category.csv"))
     user_ids, ucode = _codes(small["user_id"].to_numpy())
     videos, icode = _codes(small["video_id"].to_numpy())
+    kuairec.check_catalogue(folder, raw, videos)
     wr = small["watch_ratio"].to_numpy(dtype=np.float64)
     dense = np.full((len(user_ids), len(videos)), np.nan, dtype=np.float32)
     dense[ucode, icode] = wr
@@ -86,6 +92,9 @@ def load_kuairec_source(root: Path, sparsity: float, seed: int) -> Loaded:
     big_item = lookup[big["video_id"].to_numpy()]
     big_ts = big["timestamp"].to_numpy(dtype=np.float64)
     ok = (big_item >= 0) & np.isfinite(big_ts)
+    if not ok.any():
+        raise FlexBenchError(f"{folder / 'big_matrix.csv'}: none of its {len(big)} rows is a timed play of a "
+                             f"small_matrix.csv video (no trend traffic); the files are from different releases")
     items = kuairec.item_table(raw, videos)
     source = SequentialSource("kuairec", user_ids, items, log, dense, "watch_ratio",
                               topic_matrix(list(items["topics"])),
@@ -93,7 +102,8 @@ def load_kuairec_source(root: Path, sparsity: float, seed: int) -> Loaded:
     dense_rows = pd.DataFrame({"user": ucode, "item": icode, "value": wr,
                                "timestamp": pd.array(np.where(np.isfinite(ts), np.floor(np.nan_to_num(ts)), np.nan),
                                                      dtype="Float64").astype("Int64")})
-    return Loaded(items=items, source=source, dense=dense_rows, organic=organic_log(big, user_ids, seed))
+    return Loaded(items=items, source=source, dense=dense_rows, organic=organic_log(big, user_ids, seed),
+                  repairs=(repair,) if repair else ())
 
 
 def load_movielens_source(root: Path) -> Loaded:
@@ -113,7 +123,7 @@ def load_movielens_source(root: Path) -> Loaded:
     labels[ucode, icode] = r["rating"].to_numpy(dtype=np.float32)
     source = SequentialSource("ml-1m", user_ids, items, log, labels, "rating",
                               topic_matrix(list(items["topics"])), TrafficIndex(icode, ts), "future-rated")
-    return Loaded(items=items, source=source)
+    return Loaded(items=items, source=source, repairs=raw.repairs)
 
 
 def interactions(loaded: Loaded, variant: str, seed: int) -> pd.DataFrame:
