@@ -202,7 +202,8 @@ def realistic(n: int, seed: int = 0) -> list[str]:
         order = rng.sample(labels, len(labels))
         return order[: k or len(order)]
 
-    words = ["the", "user", "likes", "pets", "music", "comedy", "so", "this", "one", "fits", "better", "than", "others", "because", "it", "is", "new"]
+    words = ["the", "user", "likes", "pets", "music", "comedy", "so", "this", "one", "fits", "better",
+             "than", "others", "because", "it", "is", "new"]
 
     def sentence(ids: list[str]) -> str:
         body = " ".join(rng.choice(words) for _ in range(rng.randint(5, 15)))
@@ -216,7 +217,8 @@ def realistic(n: int, seed: int = 0) -> list[str]:
         lambda: sentence(perm(3)) + "\n\nFinal ranking:\n" + "\n".join(f"[{i}]" for i in perm()),
         lambda: "".join(f"[{i}]\n" for i in perm(rng.randint(3, 20))) + "[1",
         lambda: "I would rank " + " > ".join(f"[{i}]" for i in perm()) + ".",
-        lambda: "\n".join(f"{j + 1}. [{i}] {rng.choice(words)}\n   {sentence(perm(1))}" for j, i in enumerate(perm(12))),
+        lambda: "\n".join(f"{j + 1}. [{i}] {rng.choice(words)}\n   {sentence(perm(1))}"
+                          for j, i in enumerate(perm(12))),
         lambda: " ".join(sentence(perm(2)) for _ in range(6)),
     ]
     return [rng.choice(shapes)() for _ in range(n)]
@@ -249,7 +251,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--realistic", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--old-budget", type=float, default=4.0, help="stop growing the old parser's input past this")
+    parser.add_argument("--old-budget", type=float, default=4.0,
+                        help="seconds of one old-parser call past which its inputs stop growing")
     args = parser.parse_args()
 
     texts = realistic(args.realistic)

@@ -3,13 +3,20 @@
 * The API key is read from the environment only (``OPENAI_API_KEY`` or the variable
   named by ``api_key_env``). It is handed to the client and nowhere else: it is not
   part of the cache key or cache files, and any error text is redacted before it is
-  logged or raised.
+  logged or raised, as are credentials in ``base_url`` (userinfo, secret query
+  parameters; :func:`flexbench.secrets.redact_url` gives the URL as recorded).
+  Userinfo is sent as HTTP Basic auth (what a URL with userinfo means) rather than
+  in the URL, and the HTTP client's request log lines are redacted too.
 * Requests run on a thread pool of ``concurrency`` workers (the sync client is
   thread-safe), each with its own retry loop: on 408/409/429, 5xx, timeouts and
-  connection errors it sleeps ``u * min(cap, base * 2**attempt)`` with
-  ``u ~ U[0.5, 1]`` ("equal jitter", Brooker 2015, *Exponential Backoff and
+  transient connection errors (reset, EOF) it sleeps ``u * min(cap, base * 2**attempt)``
+  with ``u ~ U[0.5, 1]`` ("equal jitter", Brooker 2015, *Exponential Backoff and
   Jitter*, AWS Architecture Blog), at least the server's ``Retry-After``, up to
   ``max_retries`` times. The client's own retries are off so this loop is the only one.
+* Errors that no retry can fix fail at once: other 4xx statuses, and a refused
+  connection or an unknown host (:func:`endpoint_failure`), which would fail every
+  request alike, so the remaining requests are cancelled and one line names the
+  endpoint and the cause.
 * Every response is cached on disk before it is returned
   (:class:`~flexbench.llm.response_cache.ResponseCache`, key = model, messages and
   sampling settings), so rerunning after a crash or a kill repeats no finished
@@ -23,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -35,7 +43,8 @@ from flexbench import paths
 from flexbench.errors import FlexBenchError
 from flexbench.llm.backends.base import Generation, SamplingParams
 from flexbench.llm.progress import progress_bar
-from flexbench.llm.response_cache import ResponseCache, request_key
+from flexbench.llm.response_cache import ResponseCache, request_key, valid_unicode
+from flexbench.secrets import redact_url, split_userinfo, url_secrets
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 409, 429})
@@ -44,6 +53,10 @@ PromptLike = str | Sequence[Mapping[str, str]]
 
 class OpenAIRequestError(FlexBenchError):
     """A request failed for good (non-retryable error, or retries exhausted)."""
+
+
+class EndpointUnreachable(OpenAIRequestError):
+    """The endpoint cannot serve any request (connection refused, unknown host, auth or route error)."""
 
 
 class MissingAPIKey(FlexBenchError):
@@ -82,6 +95,34 @@ class OpenAIConfig:
         return self.cache_dir if self.cache_dir is not None else paths.cache_dir() / "openai"
 
 
+class _LogRedaction(logging.Filter):
+    """Redacts registered secrets from the HTTP client's log records (it logs every request URL)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(s in message for s in self.secrets):
+            for secret in sorted(self.secrets, key=len, reverse=True):
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+_LOG_REDACTION = _LogRedaction()
+_CLIENT_LOGGERS = ("httpx2", "httpx", "openai")
+
+
+def _redact_client_logs(secrets: Sequence[str]) -> None:
+    _LOG_REDACTION.secrets.update(s for s in secrets if s)
+    for name in _CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if _LOG_REDACTION not in logger.filters:
+            logger.addFilter(_LOG_REDACTION)
+
+
 def api_key_from_env(name: str = "OPENAI_API_KEY") -> str | None:
     """The key in environment variable ``name``, or ``None`` when unset or empty."""
     value = os.environ.get(name, "").strip()
@@ -93,10 +134,41 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> 
     return rng.uniform(0.5, 1.0) * min(cap, base * 2.0 ** attempt)
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """Timeouts, connection errors, 408/409/429 and 5xx responses are worth retrying."""
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def endpoint_failure(exc: BaseException) -> str | None:
+    """Why no request to this endpoint can succeed, or ``None`` when ``exc`` may be specific or transient.
+
+    A refused connection, a host name that does not resolve (any ``getaddrinfo``
+    error but the temporary ``EAI_AGAIN``) and HTTP 401/403/404 fail every request alike.
+    """
     import openai
 
+    if isinstance(exc, openai.APIStatusError) and exc.status_code in (401, 403, 404):
+        return f"HTTP {exc.status_code}"
+    if not isinstance(exc, openai.APIConnectionError) or isinstance(exc, openai.APITimeoutError):
+        return None
+    for cause in _causes(exc):
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror) and cause.errno != socket.EAI_AGAIN:
+            return f"host not found ({cause.strerror or cause})"
+    return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Timeouts, transient connection errors, 408/409/429 and 5xx responses are worth retrying."""
+    import openai
+
+    if endpoint_failure(exc) is not None:
+        return False
     if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
         return True
     if isinstance(exc, openai.APIStatusError):
@@ -132,17 +204,22 @@ class OpenAIBackend:
             raise MissingAPIKey(f"no API key: set the environment variable {self.config.api_key_env}")
         import openai
 
-        self._secret = key
-        self._client = openai.OpenAI(api_key=key, base_url=self.config.base_url,
-                                     timeout=self.config.timeout_s, max_retries=0)
+        self._secrets = [key, *url_secrets(self.config.base_url or "")]
+        _redact_client_logs(self._secrets)
+        self.endpoint = redact_url(self.config.base_url or "https://api.openai.com/v1")  # as recorded
+        url, basic = split_userinfo(self.config.base_url) if self.config.base_url else (None, None)
+        self._client = openai.OpenAI(api_key=key, base_url=url, timeout=self.config.timeout_s, max_retries=0,
+                                     http_client=openai.DefaultHttpxClient(auth=basic) if basic else None)
         self.cache = ResponseCache(self.config.cache_root)
         self.progress = progress
         self.n_requests = 0  # requests actually sent, retries included
         self._lock = threading.Lock()
 
     def redact(self, text: str) -> str:
-        """``text`` with the API key replaced by ``***``."""
-        return text.replace(self._secret, "***") if self._secret else text
+        """``text`` with the API key and any base-URL credential replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def request_fields(self, messages: list[dict[str, str]], params: SamplingParams) -> dict[str, Any]:
         """What identifies a request (and its cache entry)."""
@@ -165,6 +242,9 @@ class OpenAIBackend:
                 for future, i in futures.items():
                     try:
                         results[i] = future.result()
+                    except EndpointUnreachable:
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        raise
                     except OpenAIRequestError as exc:
                         errors.append(exc)
                     advance()
@@ -183,7 +263,7 @@ class OpenAIBackend:
         if cached is None:
             cached = self._request(fields, index)
             self.cache.put(key, fields, cached)
-        return [Generation(text=c["text"], token_ids=(), finish_reason=c["finish_reason"])
+        return [Generation(text=valid_unicode(c["text"]), token_ids=(), finish_reason=c["finish_reason"])
                 for c in cached["choices"]]
 
     def _request(self, fields: dict[str, Any], index: int) -> dict[str, Any]:
@@ -195,6 +275,11 @@ class OpenAIBackend:
                 response = self._client.chat.completions.create(**fields)
             except Exception as exc:  # noqa: BLE001 - classified below, re-raised redacted
                 message = self.redact(f"{type(exc).__name__}: {exc}")
+                unreachable = endpoint_failure(exc)
+                if unreachable is not None:
+                    raise EndpointUnreachable(f"cannot use the endpoint {self.endpoint} of {self.config.model}: "
+                                              f"{unreachable}; check --base-url and the API key "
+                                              f"({self.config.api_key_env})") from None
                 if not is_retryable(exc) or attempt == self.config.max_retries:
                     raise OpenAIRequestError(f"request {index} to {self.config.model} failed after "
                                              f"{attempt + 1} attempt(s): {message}") from None
