@@ -11,17 +11,22 @@ the factory raises :class:`~flexbench.ranker.RankerUnavailable` and
 Options: ``model`` (default ``gpt-4o``), ``base_url`` (any OpenAI-compatible
 server, e.g. a local ``vllm serve``), ``api_key_env`` (default
 ``OPENAI_API_KEY``), ``concurrency``, ``max_retries``, ``timeout_s``,
-``max_new_tokens``, ``max_item_chars``, ``progress``.
+``max_new_tokens``, ``max_item_chars``, ``progress``, ``prompt_mode`` (``ids`` or
+``reason``, as for the zero-shot rankers). The run's provenance records the
+prompt mode and version and the endpoint with any credential removed
+(:func:`flexbench.secrets.redact_url`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from flexbench.llm.backends.base import SamplingParams
 from flexbench.llm.backends.openai_backend import OpenAIBackend, OpenAIConfig, api_key_from_env
-from flexbench.llm.prompts import build_prompt
+from flexbench.llm.labels import PromptMode, prompt_mode_of
+from flexbench.llm.prompts import PROMPT_VERSION, build_prompt
 from flexbench.llm.ranking import config_from_options, to_ranking
 from flexbench.ranker import RankerContext, RankerUnavailable
 from flexbench.types import Instance, NeedSpec, Ranking
@@ -34,8 +39,10 @@ class GPT4oSettings:
     max_new_tokens: int = 512
     max_item_chars: int = 300
     progress: bool = True
+    prompt_mode: PromptMode = PromptMode.IDS
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "prompt_mode", prompt_mode_of(self.prompt_mode))
         if self.max_new_tokens < 1 or self.max_item_chars < 20:
             raise ValueError("max_new_tokens must be >= 1 and max_item_chars >= 20")
 
@@ -54,10 +61,16 @@ class GPT4oRanker:
         self.seed = ctx.seed
         self.backend = OpenAIBackend(endpoint, progress=self.settings.progress)
 
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What the run records: the prompt mode and version, and the endpoint without credentials."""
+        return {"prompt_mode": self.settings.prompt_mode.value, "prompt_version": PROMPT_VERSION,
+                "endpoint": self.backend.endpoint}
+
     def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
         """One ranking per instance, in input order."""
-        prompts = [build_prompt(x, need, seed=self.seed, max_item_chars=self.settings.max_item_chars)
-                   for x in instances]
+        prompts = [build_prompt(x, need, seed=self.seed, max_item_chars=self.settings.max_item_chars,
+                                mode=self.settings.prompt_mode) for x in instances]
         params = SamplingParams(max_new_tokens=self.settings.max_new_tokens, temperature=0.0, seed=self.seed)
         outputs = self.backend.generate([p.messages for p in prompts], params)
         return [to_ranking(x, p, out[0]) for x, p, out in zip(instances, prompts, outputs, strict=True)]

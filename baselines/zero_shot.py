@@ -10,7 +10,12 @@ the CPU default; the paper used ``Qwen/Qwen2.5-3B-Instruct``), ``max_new_tokens`
 ``constrained`` (decode only permutations of the candidate labels; set by the
 ``zero-shot-constrained`` registry row), ``batch_size``, ``device``, ``dtype``,
 ``backend`` (``transformers``, or ``vllm`` where installed with a GPU),
-``max_item_chars``, ``progress``.
+``max_item_chars``, ``progress``, ``prompt_mode`` (``ids``, the default: labels
+only; ``reason``: a short rationale, then ``Final ranking:`` and the labels, see
+:mod:`flexbench.llm.prompts`). The prompt mode and
+:data:`~flexbench.llm.prompts.PROMPT_VERSION` are part of the run's provenance
+(:attr:`ZeroShotRanker.provenance`); each ranking's ``extra`` holds its
+``reasoning_chars``.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from flexbench.llm.backends.base import GenerationBackend, SamplingParams
+from flexbench.llm.labels import PromptMode, prompt_mode_of
 from flexbench.llm.models import DEFAULT_CPU_MODEL
-from flexbench.llm.prompts import build_prompt
+from flexbench.llm.prompts import PROMPT_VERSION, build_prompt
 from flexbench.llm.ranking import config_from_options, to_ranking
 from flexbench.ranker import RankerContext
 from flexbench.types import Instance, NeedSpec, Ranking
@@ -42,8 +48,10 @@ class ZeroShotConfig:
     backend: str = "transformers"
     max_item_chars: int = 300
     progress: bool = True
+    prompt_mode: PromptMode = PromptMode.IDS
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "prompt_mode", prompt_mode_of(self.prompt_mode))
         if self.max_new_tokens < 1 or self.batch_size < 1:
             raise ValueError("max_new_tokens and batch_size must be >= 1")
         if self.backend not in BACKENDS:
@@ -65,6 +73,11 @@ class ZeroShotRanker:
         self.cache_root = ctx.cache_dir
         self._backend = backend
         self._tokenizer = tokenizer
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What the run records about the prompt: its mode and version."""
+        return {"prompt_mode": self.config.prompt_mode.value, "prompt_version": PROMPT_VERSION}
 
     def _load(self) -> tuple[GenerationBackend, Any]:
         if self._backend is None:
@@ -91,7 +104,8 @@ class ZeroShotRanker:
             return []
         backend, tokenizer = self._load()
         prompts = [build_prompt(x, need, seed=self.seed, tokenizer=tokenizer,
-                                max_item_chars=self.config.max_item_chars) for x in instances]
+                                max_item_chars=self.config.max_item_chars, mode=self.config.prompt_mode)
+                   for x in instances]
         params = SamplingParams(max_new_tokens=self.config.max_new_tokens, temperature=0.0, seed=self.seed)
         cands = [x.candidate_ids for x in instances] if self.config.constrained else None
         outputs = backend.generate([p.text for p in prompts], params, candidate_ids=cands)

@@ -16,6 +16,15 @@ Layout of the user message (SPEC sections 1 and 5)::
     Rank all K candidates for this need, best first. Answer with the candidate IDs in
     square brackets, one per line, each exactly once, and nothing else. ...
 
+The last paragraph (the *answer format*) depends on the prompt mode
+(:class:`~flexbench.llm.labels.PromptMode`), decided here and nowhere else:
+``ids`` (the default) asks for the labels only, as above; ``reason`` asks for a
+few sentences of reasoning, then a line ``Final ranking:`` and the labels below
+it (the parser reads such answers with ``mode="reason"``: the last complete
+list, see :mod:`flexbench.llm.parsing`), and its system line allows the
+reasoning. :data:`PROMPT_VERSION` names the prompt text; runs record it with the
+mode so results of different prompts are never mixed.
+
 Candidates are shown in a seeded random order: candidate ``c`` of instance ``x`` is
 sorted by ``sha256(seed, x.instance_id, c)``, which is stable across Python and
 NumPy versions and independent of the retriever order. Labels come from
@@ -24,22 +33,31 @@ NumPy versions and independent of the retriever order. Labels come from
 Everything taken from the data (item texts, the query) passes through
 :func:`~flexbench.llm.labels.neutralize`, has its line breaks folded into
 ``" | "`` and is cut to ``max_item_chars``: a candidate cannot open a new
-candidate line, forge a label, or inject a bracketed ID into the prompt.
+candidate line, forge a label, or inject a bracketed ID into the prompt. Nor can
+it produce a control token (``<|im_end|>``, ``</s>`` ...): the user message is
+passed through :func:`~flexbench.llm.control_tokens.break_control_tokens` with the
+special tokens of the tokenizer ``build_prompt`` receives (and generic shapes
+always, which :func:`clean_text` breaks per item as well).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flexbench.llm.labels import format_label, label_map, neutralize
+from flexbench.llm.control_tokens import break_control_tokens, control_tokens
+from flexbench.llm.labels import FINAL_MARKER, PromptMode, format_label, label_map, neutralize, prompt_mode_of
 from flexbench.types import Instance, NeedSpec
 
+# 1: labels only (issue 5). 2: prompt modes (the ``ids`` text unchanged, ``reason`` added).
+PROMPT_VERSION = 2
 DEFAULT_SYSTEM = ("You are a recommender system. You rank a closed set of candidate items "
                   "for a user's stated need and answer only with candidate IDs.")
+REASON_SYSTEM = ("You are a recommender system. You rank a closed set of candidate items "
+                 "for a user's stated need: you reason briefly, then give the ranked candidate IDs.")
 _NEWLINES = re.compile(r"\s*[\r\n\u2028\u2029\x0b\x0c\x85]+\s*")
 _SPACES = re.compile(r"\s+")
 
@@ -50,13 +68,15 @@ class Prompt:
 
     ``text`` is the chat template applied with a generation prompt when the
     tokenizer has a template, else a plain rendering ending in ``"Answer:\\n"``.
-    ``labels[i]`` is the label shown for ``shown_ids[i]``.
+    ``labels[i]`` is the label shown for ``shown_ids[i]``; ``mode`` is the answer
+    format asked for (parse the answer with the same mode).
     """
 
     messages: tuple[dict[str, str], ...]
     text: str
     shown_ids: tuple[str, ...]
     labels: tuple[str, ...] = field(default=())
+    mode: PromptMode = PromptMode.IDS
 
 
 def shown_order(instance: Instance, seed: int) -> tuple[str, ...]:
@@ -66,9 +86,10 @@ def shown_order(instance: Instance, seed: int) -> tuple[str, ...]:
     return tuple(sorted(instance.candidate_ids, key=lambda item: (key(item), item)))
 
 
-def clean_text(text: str, max_chars: int) -> str:
-    """Data text as one safe line: neutralised brackets, folded line breaks, at most ``max_chars``."""
-    line = _SPACES.sub(" ", _NEWLINES.sub(" | ", neutralize(text))).strip()
+def clean_text(text: str, max_chars: int, forbidden: Collection[str] = ()) -> str:
+    """Data text as one safe line: neutralised brackets, no control token (generic or ``forbidden``),
+    folded line breaks, at most ``max_chars``."""
+    line = _SPACES.sub(" ", _NEWLINES.sub(" | ", break_control_tokens(neutralize(text), forbidden))).strip()
     return line if len(line) <= max_chars else line[: max_chars - 1].rstrip() + "…"
 
 
@@ -84,19 +105,33 @@ def _context_block(instance: Instance, max_chars: int, max_history: int | None) 
     return block
 
 
-def _answer_format(labels: Sequence[str]) -> str:
+def _answer_format(labels: Sequence[str], mode: PromptMode = PromptMode.IDS) -> str:
     k = len(labels)
     example = "\n".join(format_label(label) for label in labels[:2])
+    if mode is PromptMode.REASON:
+        return (f"Rank all {k} candidates for this need, best first. First explain your reasoning in "
+                f"a few short sentences. Then write the line \"{FINAL_MARKER}\" and below it the "
+                f"candidate IDs in square brackets, one per line, each of the {k} IDs exactly once, "
+                f"and nothing after the list. For example, the end of an answer looks like this:\n"
+                f"{FINAL_MARKER}\n{example}\n...")
     return (f"Rank all {k} candidates for this need, best first. Answer with the candidate IDs "
             f"in square brackets, one per line, each of the {k} IDs exactly once, and nothing "
             f"else. For example, an answer starts like this:\n{example}\n...")
 
 
 def build_messages(instance: Instance, need: NeedSpec, *, seed: int, max_item_chars: int = 300,
-                   max_history: int | None = None,
-                   system: str | None = DEFAULT_SYSTEM) -> tuple[tuple[dict[str, str], ...], tuple[str, ...],
-                                                                 tuple[str, ...]]:
-    """``(messages, shown_ids, labels)`` of the prompt; see the module docstring for the layout."""
+                   max_history: int | None = None, system: str | None = DEFAULT_SYSTEM,
+                   mode: PromptMode | str = PromptMode.IDS, forbidden: Collection[str] = ()
+                   ) -> tuple[tuple[dict[str, str], ...], tuple[str, ...], tuple[str, ...]]:
+    """``(messages, shown_ids, labels)`` of the prompt; see the module docstring for the layout.
+
+    ``system=None`` sends no system message; the default :data:`DEFAULT_SYSTEM`
+    becomes :data:`REASON_SYSTEM` in reason mode. ``forbidden``: control-token
+    strings the user message must not contain (besides the generic ones).
+    """
+    mode = prompt_mode_of(mode)
+    if mode is PromptMode.REASON and system == DEFAULT_SYSTEM:
+        system = REASON_SYSTEM
     if max_item_chars < 20:
         raise ValueError(f"max_item_chars={max_item_chars} is too short to show an item; use >= 20")
     shown = shown_order(instance, seed)
@@ -109,8 +144,9 @@ def build_messages(instance: Instance, need: NeedSpec, *, seed: int, max_item_ch
         f"Task: {need.title}. {need.instruction}",
         _context_block(instance, max_item_chars, max_history),
         f"Candidates (each has an ID in square brackets):\n{candidates}",
-        _answer_format(labels),
+        _answer_format(labels, mode),
     ])
+    user = break_control_tokens(user, forbidden)
     messages: list[dict[str, str]] = [] if system is None else [{"role": "system", "content": system}]
     messages.append({"role": "user", "content": user})
     return tuple(messages), shown, labels
@@ -125,8 +161,11 @@ def render(messages: Sequence[dict[str, str]], tokenizer: Any = None) -> str:
 
 def build_prompt(instance: Instance, need: NeedSpec, *, seed: int, tokenizer: Any = None,
                  max_item_chars: int = 300, max_history: int | None = None,
-                 system: str | None = DEFAULT_SYSTEM) -> Prompt:
-    """Build the prompt of ``instance`` for ``need`` (deterministic for ``seed``)."""
+                 system: str | None = DEFAULT_SYSTEM, mode: PromptMode | str = PromptMode.IDS) -> Prompt:
+    """Build the prompt of ``instance`` for ``need`` (deterministic for ``seed``) in prompt ``mode``."""
+    mode = prompt_mode_of(mode)
     messages, shown, labels = build_messages(instance, need, seed=seed, max_item_chars=max_item_chars,
-                                             max_history=max_history, system=system)
-    return Prompt(messages=messages, text=render(messages, tokenizer), shown_ids=shown, labels=labels)
+                                             max_history=max_history, system=system, mode=mode,
+                                             forbidden=control_tokens(tokenizer))
+    return Prompt(messages=messages, text=render(messages, tokenizer), shown_ids=shown, labels=labels,
+                  mode=mode)

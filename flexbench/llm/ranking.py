@@ -53,12 +53,19 @@ def config_from_options(cls: type[C], options: Mapping[str, Any], **overrides: A
 
 
 def to_ranking(instance: Instance, prompt: Prompt, generation: Generation) -> Ranking:
-    """The ranking an LLM emitted for ``instance``: emitted IDs, raw text, prompt and parse status."""
-    parsed = parse_ranking(generation.text, instance.candidate_ids)
+    """The ranking an LLM emitted for ``instance``: emitted IDs, raw text, prompt and parse status.
+
+    The text is parsed in the prompt's mode; ``extra["reasoning_chars"]`` is the
+    number of characters before the parsed list (``None`` when unparsed) and
+    ``extra["parse_failure"]`` why a parse failed (``"no-list"``, ``"too-long"``).
+    """
+    parsed = parse_ranking(generation.text, instance.candidate_ids, mode=prompt.mode)
     return Ranking(
         instance_id=instance.instance_id, item_ids=parsed.emitted_ids, raw_output=generation.text,
         parsed=parsed.parsed, prompt=prompt.text,
         extra={"n_invalid": parsed.n_invalid, "n_duplicate": parsed.n_duplicate,
                "finish_reason": generation.finish_reason, "n_tokens": len(generation.token_ids),
-               "shown_ids": list(prompt.shown_ids), "labels": list(prompt.labels)},
+               "shown_ids": list(prompt.shown_ids), "labels": list(prompt.labels),
+               "prompt_mode": prompt.mode.value, "reasoning_chars": parsed.answer_start,
+               "parse_failure": parsed.failure},
     )
