@@ -50,6 +50,14 @@ class PromptMode(StrEnum):
     REASON = "reason"
 
 
+def prompt_mode_of(value: str) -> PromptMode:
+    """``value`` as a :class:`PromptMode`; ``ValueError`` naming the choices otherwise."""
+    try:
+        return PromptMode(value)
+    except ValueError:
+        raise ValueError(f"prompt_mode={value!r}; choose one of {', '.join(PromptMode)}") from None
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

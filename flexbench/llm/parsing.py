@@ -66,7 +66,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from flexbench.llm.labels import PromptMode, invalid_id, item_by_label, normalize_char
+from flexbench.llm.labels import PromptMode, invalid_id, item_by_label, normalize_char, prompt_mode_of
 
 MAX_PARSE_CHARS = 32_768
 TOO_LONG, NO_LIST = "too-long", "no-list"
@@ -285,7 +285,7 @@ def parse_ranking(text: str, candidate_ids: Sequence[str], *, mode: PromptMode |
     ``candidate_ids`` may be given in any order: labels depend on the set only.
     ``mode`` is the prompt mode the text answers (``"ids"`` or ``"reason"``).
     """
-    mode = PromptMode(mode)
+    mode = prompt_mode_of(mode)
     if len(text) > MAX_PARSE_CHARS:
         return ParsedRanking(entries=(), parsed=False, failure=TOO_LONG)
     norm, origin = _normalise(text)
