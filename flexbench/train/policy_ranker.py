@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from flexbench.errors import FlexBenchError
 from flexbench.paths import checkpoint_dir
 from flexbench.ranker import RankerContext, RankerUnavailable
 from flexbench.train.checkpoint import POLICY as _POLICY
@@ -63,9 +64,18 @@ class PolicyRanker:
 
 
 def read_run(out_dir: Path) -> dict[str, Any]:
-    """The ``run.json`` of a training output directory (``{}`` when absent)."""
+    """The ``run.json`` of a training output directory (``{}`` when absent; unreadable: a one-line error)."""
     path = Path(out_dir) / RUN_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise FlexBenchError(f"{path}: unreadable ({type(err).__name__}: {str(err)[:80]}); the checkpoint is "
+                             f"damaged: train it again (`flexbench train ... --out {path.parent}`)") from None
+    if not isinstance(run, dict):
+        raise FlexBenchError(f"{path}: a JSON {type(run).__name__}, expected an object; the checkpoint is damaged")
+    return run
 
 
 class TrainedPolicyRanker:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -321,10 +322,16 @@ def load_critic(path: Path) -> Critic:
         raise FlexBenchError(
             f"no critic checkpoint at {path}; train one with `flexbench train critic --dataset D`"
         )
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if blob.get("format_version") != FORMAT_VERSION:
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        raise FlexBenchError(f"{path}: not a readable critic checkpoint ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0][:80]}); it is truncated or corrupt: retrain it with "
+                             f"`flexbench train critic --dataset D`") from None
+    if not isinstance(blob, dict) or blob.get("format_version") != FORMAT_VERSION:
         raise FlexBenchError(
-            f"{path} has critic format {blob.get('format_version')}, expected {FORMAT_VERSION}; "
+            f"{path} has critic format {blob.get('format_version') if isinstance(blob, dict) else None}, "
+            f"expected {FORMAT_VERSION}; "
             f"retrain the critic"
         )
     state = blob["state_dict"]

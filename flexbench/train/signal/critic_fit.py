@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from flexbench.train.signal.critic import CHECKPOINT_NAME, REPORT_NAME, CriticConfig
+from flexbench.errors import FlexBenchError
+from flexbench.train.signal.critic import CHECKPOINT_NAME, REPORT_NAME, CriticConfig, load_critic
 
 SPLIT = (0.8, 0.1, 0.1)
 
@@ -43,7 +44,11 @@ def fit_critic(dataset: Any, config: CriticConfig, out: Path, *, resume: bool = 
                 "config": _jsonable(asdict(config))}
     previous = read_report(out)
     if resume and previous and previous.get("complete") and previous.get("settings") == settings:
-        return CriticFit(out, previous, reused=True)
+        try:
+            load_critic(out)  # a truncated critic.pt is trained again, not "reused" and failing later
+            return CriticFit(out, previous, reused=True)
+        except FlexBenchError as err:
+            console.print(f"{err}; training it again", highlight=False)
     return CriticFit(out, _train_and_save(dataset, config, out, settings, console), reused=False)
 
 
