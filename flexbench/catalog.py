@@ -10,9 +10,12 @@ README demo runs on a fresh clone.
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
 from pathlib import Path
 
 from flexbench.errors import FlexBenchError
+from flexbench.locks import dataset_lock, read_marker, replace_dir
 from flexbench.paths import prepared_dir
 from flexbench.prepared import DatasetNotPrepared, PreparedDataset
 
@@ -27,19 +30,51 @@ def known_names() -> tuple[str, ...]:
 
 
 def open_dataset(name: str, root: Path | None = None, *, auto_prepare: bool = True) -> PreparedDataset:
-    """Open prepared dataset ``name`` under ``root`` (default ``<data>/prepared``)."""
+    """Open prepared dataset ``name`` under ``root`` (default ``<data>/prepared``).
+
+    Looks under the dataset's shared lock (:mod:`flexbench.locks`): while a
+    prepare of ``name`` runs, this waits for it. The bundled sample is prepared
+    only where nothing else is: a dataset whose last prepare was killed (its
+    marker is left) or a directory without ``meta.json`` is an error naming the
+    command to rerun, never a silent switch to the sample.
+    """
     if name not in known_names():
         raise FlexBenchError(f"unknown dataset {name!r}. Known: {', '.join(known_names())}.")
     root = Path(root) if root is not None else prepared_dir()
     path = root / name
     if name == MOCK:
-        from flexbench.mock import write_mock_dataset
-
-        return PreparedDataset(path) if (path / "meta.json").exists() else write_mock_dataset(path)
-    if (path / "meta.json").exists():
-        return PreparedDataset(path)
-    if not auto_prepare:
-        raise DatasetNotPrepared(f"dataset {name!r} is not prepared under {root}; "
-                                 f"run `flexbench data prepare {name}`")
+        return _open_mock(root)
+    with dataset_lock(root, name).shared():
+        killed = read_marker(root, name)
+        if killed is not None and not (auto_prepare and killed.get("sample")):
+            raise DatasetNotPrepared(
+                f"the last prepare of dataset {name!r} under {root} (pid {killed.get('pid', '?')}, from "
+                f"{killed.get('source', 'an unknown source')}) did not finish; run "
+                f"`{killed.get('command') or f'flexbench data prepare {name}'}` again")
+        if killed is None and (path / "meta.json").exists():
+            return PreparedDataset(path)
+        if killed is None and path.is_dir() and any(path.iterdir()):
+            raise DatasetNotPrepared(f"{path} holds no meta.json (an unfinished prepare of an older FlexBench?); "
+                                     f"run `flexbench data prepare {name}` again, with --raw-dir if it was not the sample")
+        elif killed is None and not auto_prepare:
+            raise DatasetNotPrepared(f"dataset {name!r} is not prepared under {root}; "
+                                     f"run `flexbench data prepare {name}`")
     prepare = importlib.import_module("flexbench.datasets.prepare")
     return prepare.prepare_sample(name, out_root=root)
+
+
+def _open_mock(root: Path) -> PreparedDataset:
+    """The mock dataset under ``root``, written (aside, then moved into place) on first use."""
+    from flexbench.mock import write_mock_dataset
+
+    path = root / MOCK
+    with dataset_lock(root, MOCK).shared():
+        if (path / "meta.json").exists():
+            return PreparedDataset(path)
+    with dataset_lock(root, MOCK).exclusive(wait=True):
+        if not (path / "meta.json").exists():
+            tmp = root / f".{MOCK}.tmp-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            write_mock_dataset(tmp)
+            replace_dir(tmp, path)
+        return PreparedDataset(path)

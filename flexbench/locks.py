@@ -24,7 +24,11 @@ Where the locks live:
 
 :func:`replace_dir` moves a finished temporary directory into place with two
 renames in the same parent; readers hold the shared dataset lock while they
-open, so no reader sees the moment between the renames.
+open, so no reader sees the moment between the renames. A prepare marker
+(``<prepared>/.<name>.preparing``, :func:`write_marker`) lives from the start of
+a prepare to its end; one found by a reader (who holds the shared lock, so the
+preparer is gone) means the prepare was killed, and the reader refuses the
+dataset with the command to rerun instead of using another source.
 """
 
 from __future__ import annotations
@@ -216,3 +220,34 @@ def remove_leftovers(root: Path, name: str) -> None:
     for path in Path(root).glob(f".{name}.*-*"):
         if path.is_dir() and (".tmp-" in path.name or ".old-" in path.name):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def marker_path(root: Path, name: str) -> Path:
+    """``<root>/.<name>.preparing``: present from the start of a prepare until it succeeded or failed cleanly."""
+    return Path(root) / f".{name}.preparing"
+
+
+def write_marker(root: Path, name: str, record: dict[str, Any]) -> None:
+    """Record that a prepare of ``name`` started (``record``: source, sample, command), durably."""
+    path = marker_path(root, name)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), **record}), encoding="utf-8")
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def read_marker(root: Path, name: str) -> dict[str, Any] | None:
+    """The marker of an unfinished prepare of ``name`` (``{}`` if unreadable), or ``None``."""
+    path = marker_path(root, name)
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def clear_marker(root: Path, name: str) -> None:
+    """Remove the marker of ``name`` (its prepare finished, or failed leaving the old dataset untouched)."""
+    marker_path(root, name).unlink(missing_ok=True)

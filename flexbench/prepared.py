@@ -19,11 +19,14 @@ every ranker, trainer and the harness read it through :class:`PreparedDataset`.
 
 The fingerprint is a SHA-256 over the data files' bytes, recorded by the result
 store so that a result always names the exact data it was computed on.
+``meta.json["files"]`` records each file's size and SHA-256; every read is checked
+against it (:mod:`flexbench.prepared_check`), so the data read is the data fingerprinted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
@@ -34,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from flexbench.errors import FlexBenchError
+from flexbench.prepared_check import check_files, file_hashes, read_meta, read_verified
 from flexbench.types import Candidate, HistoryItem, Instance, NeedLabels, Split
 
 SCHEMA_VERSION = 1
@@ -63,14 +67,16 @@ class PreparedDataset:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        meta_path = self.root / "meta.json"
-        if not meta_path.exists():
-            raise DatasetNotPrepared(f"{self.root} holds no prepared dataset (no meta.json); "
-                                     f"run `flexbench data prepare {self.root.name}`")
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text())
+        self.meta: dict[str, Any] = read_meta(self.root, DatasetNotPrepared)
         if self.meta.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"{meta_path}: schema_version {self.meta.get('schema_version')} "
-                             f"is not {SCHEMA_VERSION}; prepare the dataset again")
+            raise FlexBenchError(f"{self.root / 'meta.json'}: schema_version {self.meta.get('schema_version')} "
+                                 f"is not {SCHEMA_VERSION}; prepare the dataset again")
+        self._hashes = check_files(self.root, self.meta, (*DATA_FILES, EMBEDDINGS_FILE),
+                                   lambda root, _protocol: _fingerprint(root))
+
+    def _read(self, name: str) -> io.BytesIO:
+        """File ``name``'s bytes, checked against the hash recorded at prepare time (:mod:`flexbench.prepared_check`)."""
+        return io.BytesIO(read_verified(self.root, name, self._hashes, self.meta))
 
     @property
     def name(self) -> str:
@@ -100,15 +106,15 @@ class PreparedDataset:
     @cached_property
     def items(self) -> pd.DataFrame:
         """Item table indexed by ``item_id`` with columns ``text`` and ``topics``."""
-        return pd.read_parquet(self.root / "items.parquet").set_index("item_id", drop=False)
+        return pd.read_parquet(self._read("items.parquet")).set_index("item_id", drop=False)
 
     @cached_property
     def _instances_frame(self) -> pd.DataFrame:
-        return pd.read_parquet(self.root / "instances.parquet")
+        return pd.read_parquet(self._read("instances.parquet"))
 
     @cached_property
     def _labels_frame(self) -> pd.DataFrame:
-        return pd.read_parquet(self.root / "labels.parquet")
+        return pd.read_parquet(self._read("labels.parquet"))
 
     def instances(self, split: Split | str | None = None, limit: int | None = None) -> list[Instance]:
         """Instances of ``split`` (all when ``None``) in stored order, at most ``limit``."""
@@ -143,7 +149,7 @@ class PreparedDataset:
 
     def interactions(self, split: Split | str | None = Split.TRAIN) -> pd.DataFrame:
         """Observable interactions (``user_id, item_id, value, timestamp, split``) of ``split``."""
-        frame = pd.read_parquet(self.root / "interactions.parquet")
+        frame = pd.read_parquet(self._read("interactions.parquet"))
         return frame if split is None else frame[frame["split"] == Split(split).value].reset_index(drop=True)
 
     def has_organic(self) -> bool:
@@ -154,7 +160,7 @@ class PreparedDataset:
         """The organic log (``user_id, item_id, value, timestamp, split``; training users only)."""
         if not self.has_organic():
             raise FlexBenchError(f"dataset {self.name!r} stores no organic log (only KuaiRec's big matrix is one)")
-        frame = pd.read_parquet(self.root / ORGANIC_FILE)
+        frame = pd.read_parquet(self._read(ORGANIC_FILE))
         return frame.assign(user_id=frame["user_id"].astype(str), item_id=frame["item_id"].astype(str),
                             split=frame["split"].astype(str))
 
@@ -169,7 +175,7 @@ class PreparedDataset:
         path = self.root / EMBEDDINGS_FILE
         if not path.exists():
             return None
-        return list(self.items["item_id"]), np.load(path)
+        return list(self.items["item_id"]), np.load(self._read(EMBEDDINGS_FILE))
 
 
 def _row_to_instance(row: Any, dataset: str, text: Mapping[str, str]) -> Instance:
@@ -254,6 +260,7 @@ def write_prepared(
     meta = {
         "schema_version": SCHEMA_VERSION, "dataset": dataset, "variant": variant,
         "needs": list(needs), "config": dict(config or {}), "fingerprint": _fingerprint(root),
+        "files": file_hashes(root, (*DATA_FILES, EMBEDDINGS_FILE)),
         "n_instances": len(instances),
     }
     (root / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))

@@ -20,6 +20,9 @@ shown to every user, so there a view says nothing about taste and a complete pla
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +37,16 @@ from flexbench.datasets.sequential import BuildConfig, build_sequential
 from flexbench.embeddings import DEFAULT_ENCODER, embed_texts
 from flexbench.errors import FlexBenchError
 from flexbench.instances import rng_for
+from flexbench.locks import (
+    clear_marker,
+    dataset_lock,
+    read_marker,
+    remove_leftovers,
+    replace_dir,
+    write_marker,
+)
 from flexbench.paths import cache_dir as default_cache_dir
+from flexbench.paths import prepared_dir
 from flexbench.prepared import PreparedDataset, labels_frame, write_prepared
 from needs.base import DATASET_NEEDS
 
@@ -103,22 +115,84 @@ def bundled_sample_dir(dataset: str) -> Path:
     from flexbench.datasets.synthetic import writer
 
     target = default_cache_dir() / "samples" / dataset
-    if not target.is_dir():
-        writer(dataset)(target, "small", 0)
+    if not target.is_dir():  # written aside and renamed: a concurrent writer's copy is never half there
+        tmp = target.with_name(f".{dataset}.tmp-{os.getpid()}")
+        writer(dataset)(tmp, "small", 0)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
 def prepare(cfg: PrepareConfig, raw_dir: Path | None, out_root: Path, *, cache: Path | None = None,
-            console: Console | None = None, timings: Timings | None = None) -> PreparedDataset:
-    """Prepare ``cfg.dataset`` from ``raw_dir`` (bundled sample when ``None``) into ``out_root/<name>``."""
+            console: Console | None = None, timings: Timings | None = None, wait: bool = False) -> PreparedDataset:
+    """Prepare ``cfg.dataset`` from ``raw_dir`` (bundled sample when ``None``) into ``out_root/<name>``.
+
+    Holds the dataset's lock (:func:`flexbench.locks.dataset_lock`): a second
+    prepare of the same name is refused with the running one's pid, or waits
+    (``wait``). Everything is written into ``out_root/.<name>.tmp-<pid>`` and
+    moved into place when complete (:func:`flexbench.locks.replace_dir`), so a
+    reader sees the old dataset or the new one, never a mix. An error leaves the
+    old dataset untouched (and says so); an interrupted prepare (Ctrl-C, ``kill``)
+    leaves a marker that makes readers refuse the dataset until it is rerun.
+    """
     console = console or Console(stderr=True)
-    timings = timings if timings is not None else Timings()
-    source_dir = Path(raw_dir) if raw_dir is not None else bundled_sample_dir(cfg.dataset)
+    lock = dataset_lock(Path(out_root), cfg.name)
+    with lock.exclusive(wait=wait, on_wait=console.print, on_stale=console.print):
+        return _prepare_locked(cfg, raw_dir, Path(out_root), cache=cache, console=console,
+                               timings=timings if timings is not None else Timings())
+
+
+def rerun_command(cfg: PrepareConfig, raw_dir: Path | None, out_root: Path | None = None) -> str:
+    """The ``flexbench data prepare`` command line that repeats ``cfg`` (options left at defaults omitted)."""
+    parts = ["flexbench", "data", "prepare", cfg.name]
+    if raw_dir is not None:
+        parts += ["--raw-dir", shlex.quote(str(raw_dir))]
+    if out_root is not None and Path(out_root).resolve() != prepared_dir().resolve():
+        parts += ["--out-root", shlex.quote(str(Path(out_root).resolve()))]
+    default = PrepareConfig(cfg.dataset, variant=cfg.variant)
+    for name in ("encoder", "n_train", "n_valid", "n_test", "k", "history_len", "sparsity", "seed"):
+        if getattr(cfg, name) != getattr(default, name):
+            parts += [f"--{name.replace('_', '-')}", shlex.quote(str(getattr(cfg, name)))]
+    if "filler" in cfg.build:
+        parts += ["--filler", shlex.quote(str(cfg.build["filler"]))]
+    return " ".join(parts)
+
+
+def _prepare_locked(cfg: PrepareConfig, raw_dir: Path | None, out_root: Path, *, cache: Path | None,
+                    console: Console, timings: Timings) -> PreparedDataset:
+    """:func:`prepare` once the lock is held: marker, temporary directory, swap."""
+    source_dir = Path(raw_dir).resolve() if raw_dir is not None else bundled_sample_dir(cfg.dataset)
+    final, tmp = out_root / cfg.name, out_root / f".{cfg.name}.tmp-{os.getpid()}"
+    command = rerun_command(cfg, source_dir if raw_dir is not None else None, out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out_root, cfg.name)
+    write_marker(out_root, cfg.name, {"source": str(source_dir), "sample": raw_dir is None, "command": command})
+    try:
+        _build_and_write(cfg, source_dir, tmp, cache=cache, console=console, timings=timings,
+                         extra_config={"source": str(source_dir), "sample": raw_dir is None, "command": command})
+        replace_dir(tmp, final)
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        clear_marker(out_root, cfg.name)
+        if (final / "meta.json").exists():
+            console.print(f"prepare failed; {final} is unchanged")
+        raise
+    clear_marker(out_root, cfg.name)
+    return PreparedDataset(final)
+
+
+def _build_and_write(cfg: PrepareConfig, source_dir: Path, target: Path, *, cache: Path | None, console: Console,
+                     timings: Timings, extra_config: dict) -> None:
+    """Load, embed, build and write ``cfg``'s dataset into ``target``; repairs are printed and recorded."""
     emb_cache = Path(cache) if cache is not None else default_cache_dir() / "embeddings"
     t0 = time.perf_counter()
     with console.status(f"loading {cfg.dataset} from {source_dir}"):
         loaded = sources.load(cfg.dataset, source_dir, cfg.sparsity, cfg.seed)
     timings.load = time.perf_counter() - t0
+    for note in loaded.repairs:
+        console.print(f"repaired: {note}", highlight=False)
     t0 = time.perf_counter()
     item_emb = embed_texts(list(loaded.items["text"]), cfg.encoder, cache=emb_cache, description="item texts")
     timings.embed = time.perf_counter() - t0
@@ -132,13 +206,12 @@ def prepare(cfg: PrepareConfig, raw_dir: Path | None, out_root: Path, *, cache: 
             extra = {"positive_engagement": KUAIREC_COMPLETE_PLAY} if cfg.dataset == "kuairec" else {}
     timings.build = time.perf_counter() - t0 - timings.embed * (cfg.dataset == "esci")
     t0 = time.perf_counter()
-    config = {**asdict(cfg), "source": str(source_dir), "sample": raw_dir is None, **extra}
-    out = write_prepared(Path(out_root) / cfg.name, dataset=cfg.dataset, variant=cfg.variant,
-                         needs=DATASET_NEEDS[cfg.dataset], instances=instances, items=loaded.items,
-                         labels=labels_frame(labels), interactions=interactions, embeddings=item_emb,
-                         config=config, organic=loaded.organic)
+    config = {**asdict(cfg), **extra_config, "repairs": list(loaded.repairs), **extra}
+    write_prepared(target, dataset=cfg.dataset, variant=cfg.variant,
+                   needs=DATASET_NEEDS[cfg.dataset], instances=instances, items=loaded.items,
+                   labels=labels_frame(labels), interactions=interactions, embeddings=item_emb,
+                   config=config, organic=loaded.organic)
     timings.write = time.perf_counter() - t0
-    return out
 
 
 def _build_esci(loaded: sources.Loaded, item_emb: np.ndarray, cfg: PrepareConfig, emb_cache: Path,
@@ -158,9 +231,31 @@ def _build_esci(loaded: sources.Loaded, item_emb: np.ndarray, cfg: PrepareConfig
 
 
 def prepare_sample(name: str, out_root: Path, *, encoder: str = DEFAULT_ENCODER,
-                   cache: Path | None = None) -> PreparedDataset:
-    """Prepare the bundled sample of ``name`` (``kuairec``, ``kuairec-dense``, ``ml-1m``, ``esci``)."""
+                   cache: Path | None = None, console: Console | None = None) -> PreparedDataset:
+    """Prepare the bundled sample of ``name`` (``kuairec``, ``kuairec-dense``, ``ml-1m``, ``esci``).
+
+    Waits for another prepare of ``name`` and returns its result when that left
+    a finished dataset (two evaluations starting on a fresh clone prepare the sample once).
+    """
     if name not in SAMPLE_NAMES:
         raise FlexBenchError(f"no bundled sample for {name!r}; choose one of {', '.join(SAMPLE_NAMES)}")
     dataset, variant = SAMPLE_NAMES[name]
-    return prepare(PrepareConfig(dataset, variant=variant, encoder=encoder), None, Path(out_root), cache=cache)
+    console = console or Console(stderr=True)
+    out_root = Path(out_root)
+    with dataset_lock(out_root, name).exclusive(wait=True, on_wait=console.print, on_stale=console.print):
+        ready = _finished(out_root, name)
+        if ready is not None:
+            return ready
+        return _prepare_locked(PrepareConfig(dataset, variant=variant, encoder=encoder), None, out_root,
+                               cache=cache, console=console, timings=Timings())
+
+
+def _finished(out_root: Path, name: str) -> PreparedDataset | None:
+    """The dataset ``name`` if a finished prepare left it (hold the lock)."""
+    if read_marker(out_root, name) is not None or not (out_root / name / "meta.json").exists():
+        return None
+    try:
+        dataset = PreparedDataset(out_root / name)
+    except FlexBenchError:
+        return None
+    return dataset
