@@ -88,6 +88,11 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path | None, typer.Option(help="Checkpoint directory.")] = None,
         seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
         resume: Annotated[bool, typer.Option(help="Resume from the last checkpoint in --out.")] = True,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved config (JSON) and the memory "
+                                              "plan; load nothing.")] = False,
+        gpu_memory_gb: Annotated[float | None, typer.Option(help="--dry-run: plan for a GPU of this many GiB "
+                                                            "(79.6: 80 GB H100; 139.8: 141 GB H200).")] = None,
+        num_gpus: Annotated[int | None, typer.Option(help="--dry-run: plan for this many GPUs (processes).")] = None,
     ) -> None:
         """Train METHOD on DATASET and save a checkpoint that `flexbench eval` can load."""
         from flexbench.catalog import known_names
@@ -103,5 +108,10 @@ def register(app: typer.Typer) -> None:
         out_dir = out or checkpoint_dir(method, dataset, tag if entry.per_need else None)
         request = TrainRequest(method=method, dataset=dataset, needs=chosen, out_dir=out_dir,
                                model=model, seed=seed, resume=resume, options=options)
+        if dry_run:
+            from flexbench.train.preflight import dry_run as plan_run
+
+            plan_run(request, gpu_memory_gb=gpu_memory_gb, num_gpus=num_gpus)
+            return
         saved = entry.load()(request)
         typer.echo(f"saved {method} checkpoint to {saved}")

@@ -62,19 +62,21 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(out_dir: Path, progress: Progress, *, model: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, scheduler: Any,
-                    value_head: torch.nn.Module | None = None) -> Path:
-    """Write ``<out>/checkpoint/state.pt`` atomically and return the directory."""
+                    value_head: torch.nn.Module | None = None, states: dict[str, Any] | None = None) -> Path:
+    """Write ``<out>/checkpoint/state.pt`` atomically and return the directory.
+
+    ``states`` replaces the model, value-head and optimizer entries (a sharded
+    run passes :func:`flexbench.train.distributed.sharded_training_state`).
+    """
     final = Path(out_dir) / CHECKPOINT
     tmp = Path(out_dir) / f".{CHECKPOINT}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    torch.save({
-        "step": progress.step, "position": progress.position,
-        "model": trainable_state(model),
-        "value_head": value_head.state_dict() if value_head is not None else None,
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "rng": rng_state(),
-    }, tmp / STATE_FILE)
+    parts = states if states is not None else {
+        "model": trainable_state(model), "optimizer": optimizer.state_dict(),
+        "value_head": value_head.state_dict() if value_head is not None else None}
+    torch.save({"step": progress.step, "position": progress.position, **parts,
+                "scheduler": scheduler.state_dict(), "rng": rng_state()}, tmp / STATE_FILE)
     old = Path(out_dir) / f".{CHECKPOINT}.old"
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
@@ -85,8 +87,13 @@ def save_checkpoint(out_dir: Path, progress: Progress, *, model: torch.nn.Module
 
 
 def load_checkpoint(out_dir: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, value_head: torch.nn.Module | None = None) -> Progress | None:
-    """Restore the state saved by :func:`save_checkpoint`; ``None`` when there is none."""
+                    scheduler: Any, value_head: torch.nn.Module | None = None,
+                    restore: Any = None) -> Progress | None:
+    """Restore the state saved by :func:`save_checkpoint`; ``None`` when there is none.
+
+    ``restore(state)`` replaces the loading of the model, value head and optimizer
+    (a sharded run passes :func:`flexbench.train.distributed.restore_sharded_training_state`).
+    """
     path = Path(out_dir) / CHECKPOINT / STATE_FILE
     if not path.exists():
         old = Path(out_dir) / f".{CHECKPOINT}.old" / STATE_FILE  # interrupted between the renames
@@ -94,6 +101,13 @@ def load_checkpoint(out_dir: Path, *, model: torch.nn.Module, optimizer: torch.o
             return None
         path = old
     state = torch.load(path, map_location="cpu", weights_only=False)
+    if restore is not None:
+        restore(state)
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        return Progress(int(state["step"]), int(state["position"]))
+    if state.get("sharded"):
+        raise ValueError(f"checkpoint {path} was written by a sharded run; resume it with the same sharding")
     params = dict(model.named_parameters())
     unknown = set(state["model"]) - set(params)
     if unknown:
@@ -109,14 +123,32 @@ def load_checkpoint(out_dir: Path, *, model: torch.nn.Module, optimizer: torch.o
     return Progress(int(state["step"]), int(state["position"]))
 
 
-def save_policy(out_dir: Path, model: torch.nn.Module, tokenizer: Any) -> Path:
-    """Save the final policy (LoRA merged) and tokenizer to ``<out>/policy/``."""
+def save_policy(out_dir: Path, model: torch.nn.Module, tokenizer: Any,
+                state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Save the final policy (LoRA merged) and tokenizer to ``<out>/policy/``.
+
+    ``state_dict`` (a sharded run's gathered weights) is saved instead of the
+    model's own tensors, under the unsharded architecture's name.
+    """
     target = Path(out_dir) / POLICY
     tmp = Path(out_dir) / f".{POLICY}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     to_save = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    to_save.save_pretrained(tmp)
+    if state_dict is None:
+        to_save.save_pretrained(tmp)
+    else:
+        to_save.save_pretrained(tmp, state_dict=state_dict)
+        _unsharded_architecture(tmp / "config.json")
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target
+
+
+def _unsharded_architecture(config_file: Path) -> None:
+    """Undo FSDP2's class rename (``FSDPQwen2ForCausalLM``) in a saved ``config.json``."""
+    import json
+
+    config = json.loads(config_file.read_text())
+    config["architectures"] = [a.removeprefix("FSDP") for a in config.get("architectures") or []]
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -12,7 +12,13 @@ value head is trained. One step is::
                    the sampling policy's log-probs
                 -> ppo_epochs x mini_batches optimizer steps, each accumulating
                    gradients over micro-batches (token-mean over the mini-batch)
-                -> sync the rollout engine's weights
+                -> push the policy's weights to the rollout engine (vLLM: also before the
+                   first rollout after SFT warm-up or a resume; ``sync_seconds``)
+
+With a vLLM engine each RL step logs ``logprob_gap``: the mean absolute difference
+between the engine's sampling log-probs and the trainer's log-probs of the same
+tokens in the step's first micro-batch, before its first optimizer step
+(:func:`~flexbench.train.rollout.engines.logprob_gap`).
 
 After step ``s`` (``s`` optimizer steps done): validation NDCG every
 ``eval_every`` steps (and at 0 and the end) appended to ``<out>/metrics.jsonl``
@@ -23,13 +29,21 @@ as an uninterrupted one (tested on CPU).
 
 The loop runs under an :class:`accelerate.Accelerator` (created here when not
 given): ``accelerate launch -m flexbench train ...`` gives DDP over GPUs, each
-process drawing its own prompts; ``mixed_precision="bf16"`` on GPU.
+process drawing its own prompts; ``mixed_precision="bf16"`` on GPU. With
+``sharding=fsdp|zero2`` the policy is sharded with FSDP2 instead
+(:mod:`flexbench.train.distributed`): rollouts, scoring and validation run with
+the weights gathered, checkpoints hold the full state on rank 0. The PPO value
+head's gradients are averaged over processes before each optimizer step;
+validation splits its instances across processes. Each RL step logs its wall
+time per phase (``time_rollout``, ``time_logprob``, ``time_update``,
+``time_sync``) and ``rollout_tokens_per_s`` / ``update_tokens_per_s``.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +54,21 @@ import torch
 
 from flexbench.repair import stable_rng
 from flexbench.train.checkpoint import Progress, load_checkpoint, save_checkpoint, save_policy
-from flexbench.train.config import Precision, TrainConfig
+from flexbench.train.config import TrainConfig
+from flexbench.train.distributed import (
+    average_gradients,
+    clip_grad_norm,
+    full_state_dict,
+    gather_objects,
+    gathered_weights,
+    is_sharded,
+    make_accelerator,
+    make_optimizer,
+    mixed_precision,
+    restore_sharded_training_state,
+    shard_model,
+    sharded_training_state,
+)
 from flexbench.train.curves import (
     CURVE_FILE,
     METRICS_FILE,
@@ -55,6 +83,7 @@ from flexbench.train.optim.forward import pack, score_completions
 from flexbench.train.optim.loss import policy_loss
 from flexbench.train.optim.ppo import ValueHead, gae, value_loss, whiten
 from flexbench.train.optim.sft import sft_step, task_examples
+from flexbench.train.rollout.engines import EngineSync, NoSync, logprob_gap
 from flexbench.train.rollout.sampler import Rollout, RolloutSampler
 from flexbench.train.tasks import TaskSampler
 
@@ -77,26 +106,30 @@ class PolicyTrainer:
     """Train ``model`` with ``method`` on the prompts of ``tasks``; write everything under ``out_dir``."""
 
     def __init__(self, cfg: TrainConfig, method: MethodSpec, model: torch.nn.Module, tokenizer: Any,
-                 tasks: TaskSampler, out_dir: Path, *, backend: Any, sync: Callable[[Any], None] | None = None,
+                 tasks: TaskSampler, out_dir: Path, *, backend: Any, sync: EngineSync | None = None,
                  reference: torch.nn.Module | None = None, validator: Validator | None = None,
                  accelerator: Any = None, progress: bool = True) -> None:
-        from accelerate import Accelerator
-
         self.cfg, self.method, self.tokenizer, self.tasks = cfg, method, tokenizer, tasks
         self.out_dir = Path(out_dir)
         self.validator, self.show_progress = validator, progress
-        self.sync = sync or (lambda _model: None)
-        self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(),
-                                              mixed_precision=mixed_precision(cfg))
+        self.sync = sync or NoSync()
+        self._engine_stale = True  # the engine starts from the checkpoint on disk: push before the first rollout
+        self._gap_pending, self._gap = False, None
+        self.acc = accelerator or make_accelerator(cfg)
+        model = shard_model(model, cfg, self.acc)  # FSDP2 in place (sharding=fsdp|zero2), before the optimizer
+        self.sharded = is_sharded(model)
         self.value_head = ValueHead(model.config.hidden_size) if method.uses_value_head else None
         params = [p for p in model.parameters() if p.requires_grad]
         if self.value_head is not None:
             params += list(self.value_head.parameters())
         base_lr = cfg.sft_lr if method.algorithm is Algorithm.SFT else cfg.lr
-        optimizer = torch.optim.AdamW(params, lr=base_lr, weight_decay=cfg.weight_decay)
+        optimizer = make_optimizer(params, cfg, base_lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: self.lr_factor(s, base_lr))
         # the scheduler stays unwrapped: one schedule step per training step on every process
-        self.model, self.optimizer = self.acc.prepare(model, optimizer)
+        if self.sharded:  # FSDP2 already distributes the model: accelerate must not wrap it in DDP
+            self.model, self.optimizer = model, self.acc.prepare(optimizer)
+        else:
+            self.model, self.optimizer = self.acc.prepare(model, optimizer)
         self.scheduler = scheduler
         if self.value_head is not None:
             self.value_head = self.value_head.to(self.acc.device)
@@ -134,9 +167,11 @@ class PolicyTrainer:
         if not resume:
             (self.out_dir / METRICS_FILE).unlink(missing_ok=True)
         else:
+            restore = (lambda state: restore_sharded_training_state(self.model, self.value_head, self.optimizer,
+                                                                    state)) if self.sharded else None
             restored = load_checkpoint(self.out_dir, model=self.acc.unwrap_model(self.model),
                                        optimizer=self.optimizer, scheduler=self.scheduler,
-                                       value_head=self.value_head)
+                                       value_head=self.value_head, restore=restore)
             self.progress = restored or self.progress
         truncate_metrics(self.out_dir / METRICS_FILE, self.progress.step)
         if self.progress.step == 0 and not has_valid_line(self.out_dir / METRICS_FILE, 0):
@@ -159,8 +194,9 @@ class PolicyTrainer:
         except KeyboardInterrupt:
             self._save_on_interrupt()
             raise
+        weights = full_state_dict(self.model) if self.sharded else None  # a collective: every rank
         if self.acc.is_main_process:
-            save_policy(self.out_dir, self.acc.unwrap_model(self.model), self.tokenizer)
+            save_policy(self.out_dir, self.acc.unwrap_model(self.model), self.tokenizer, state_dict=weights)
         return self.out_dir
 
     def _save_on_interrupt(self) -> None:
@@ -177,10 +213,12 @@ class PolicyTrainer:
         self.save()
 
     def save(self) -> None:
-        """Write the resumable checkpoint (main process only)."""
+        """Write the resumable checkpoint (main process; a sharded run first gathers the full state on rank 0)."""
+        states = sharded_training_state(self.model, self.value_head, self.optimizer) if self.sharded else None
         if self.acc.is_main_process:
             save_checkpoint(self.out_dir, self.progress, model=self.acc.unwrap_model(self.model),
-                            optimizer=self.optimizer, scheduler=self.scheduler, value_head=self.value_head)
+                            optimizer=self.optimizer, scheduler=self.scheduler, value_head=self.value_head,
+                            states=states)
 
     def step(self) -> dict[str, Any]:
         """One optimizer step of the current phase; advances :attr:`progress`."""
@@ -217,17 +255,29 @@ class PolicyTrainer:
         tasks, position = self._draw(self.cfg.prompts_per_step)
         policy = self.acc.unwrap_model(self.model)
         policy.eval()
-        with torch.no_grad():
+        pushed = self._push_weights(policy)  # only after SFT warm-up, a resume, or at the start
+        clock = _Clock()
+        with torch.no_grad(), gathered_weights(self.model):  # FSDP: full weights while generating and scoring
             rollouts = self.sampler.sample(tasks, self.progress.step)
+            self.sync.release()  # vLLM sleep mode: the engine frees its memory until the next push
+            clock.lap("rollout")
             prepared = self._prepare(rollouts)
+            clock.lap("logprob")
         self.model.train()
         stats = self._update(prepared)
-        self.sync(policy)
+        clock.lap("update")
+        synced = _added(pushed, self._push_weights(policy))  # the engine follows every update
+        clock.lap("sync")
         self.progress = Progress(self.progress.step + 1, position)
         seq = [r.seq_reward for r in rollouts]
+        tokens = int(sum(len(r.completion_ids) for r in rollouts))
         return {"phase": "rl", "reward_mean": float(np.mean(seq)), "ndcg_mean": float(np.mean([r.ndcg for r in rollouts])),
                 "parse_rate": float(np.mean([r.parsed for r in rollouts])),
-                "tokens": int(sum(len(r.completion_ids) for r in rollouts)), "rewards": seq, **stats}
+                "tokens": tokens, "rewards": seq, **stats, **clock.times(), **synced,
+                **({"logprob_gap": self._gap} if self._gap is not None else {}),
+                "rollout_tokens_per_s": tokens / max(clock.seconds["rollout"], 1e-9),
+                "update_tokens_per_s": sum(len(r.prompt_ids) + len(r.completion_ids) for r in rollouts)
+                * self.cfg.ppo_epochs / max(clock.seconds["update"], 1e-9)}
 
     # ------------------------------------------------------------------- update
     def _batches(self, items: Sequence[int]) -> list[list[int]]:
@@ -277,6 +327,7 @@ class PolicyTrainer:
 
     def _update(self, prep: _Prepared) -> dict[str, float]:
         n = len(prep.rollouts)
+        self._gap_pending, self._gap = True, None
         stats: dict[str, list[float]] = {"loss": [], "kl": [], "entropy": [], "clip_fraction": [], "grad_norm": []}
         for epoch in range(self.cfg.ppo_epochs):
             order = stable_rng("ppo-order", self.cfg.seed, self.progress.step, epoch).permutation(n)
@@ -284,7 +335,7 @@ class PolicyTrainer:
                 denom = float(sum(len(prep.rollouts[i].completion_ids) for i in mb))
                 micro = self._batches([int(i) for i in mb])
                 for k, idx in enumerate(micro):
-                    ctx = self.acc.no_sync(self.model) if k < len(micro) - 1 else _null()
+                    ctx = self.acc.no_sync(self.model) if k < len(micro) - 1 else nullcontext()
                     with ctx:
                         out = self._micro_loss(prep, idx, denom)
                         self.acc.backward(out.loss)
@@ -303,6 +354,8 @@ class PolicyTrainer:
         need_value = self.value_head is not None
         scores = score_completions(self.model, batch, entropy=self.cfg.entropy_coef > 0, hidden=need_value)
         logp = scores.logprobs
+        if self._gap_pending:  # the step's first micro-batch, before its first optimizer step
+            self._gap_pending, self._gap = False, logprob_gap(logp, rollouts)
         old = _stack([prep.old_logprobs[i] for i in idx], width, logp.detach())
         ref = _stack([prep.ref_logprobs[i] for i in idx], width, None) if self.reference is not None else None
         adv = _stack([prep.advantages[i] for i in idx], width, torch.zeros_like(logp)).to(logp.device)
@@ -320,20 +373,44 @@ class PolicyTrainer:
         return out
 
     def _optimizer_step(self) -> float:
+        if self.value_head is not None:  # outside DDP/FSDP: average its gradients over the processes here
+            average_gradients(self.value_head.parameters(), self.acc.num_processes)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        norm = self.acc.clip_grad_norm_(params, self.cfg.max_grad_norm) if self.cfg.max_grad_norm > 0 else None
+        norm = clip_grad_norm(params, self.cfg.max_grad_norm, self.acc) if self.cfg.max_grad_norm > 0 else math.nan
         self.optimizer.step()
         self._updated_in_step = True
+        self._engine_stale = True
         self.optimizer.zero_grad(set_to_none=True)
-        return float(norm) if norm is not None else math.nan
+        return norm
+
+    def _push_weights(self, policy: Any) -> dict[str, float]:
+        """Push the policy's weights to the rollout engine if an optimizer step changed them since the last push."""
+        if not self._engine_stale:
+            return {}
+        self._engine_stale = False
+        return dict(self.sync(policy))
 
     # --------------------------------------------------------------- validation
     def _validate(self, step: int, rewards: Sequence[float]) -> None:
-        if self.validator is None or not self.acc.is_main_process:
+        """Validation on every process: each ranks its share and the main process logs all.
+
+        A validator with ``records``/``lines`` (:class:`~flexbench.train.validation.PolicyValidator`)
+        splits the instances across processes; a plain callable runs on every
+        process (needed under FSDP, where every rank must gather the weights).
+        """
+        if self.validator is None:
             return
         policy = self.acc.unwrap_model(self.model)
         policy.eval()
-        lines = self.validator(policy, step)
+        world, split = self.acc.num_processes, hasattr(self.validator, "records")
+        with torch.no_grad(), gathered_weights(self.model):
+            if world > 1 and split:
+                shares = gather_objects(self.validator.records(policy, (self.acc.process_index, world)), self.acc)
+                lines = self.validator.lines(*shares) if self.acc.is_main_process else []
+            else:
+                lines = self.validator(policy, step) if world > 1 or self.acc.is_main_process else []
+        if not self.acc.is_main_process:
+            return
         train_reward = float(np.mean(rewards)) if rewards else None
         for line in lines:
             self._log({"step": step, "split": "valid", **line, "train_reward_mean": train_reward})
@@ -342,6 +419,11 @@ class PolicyTrainer:
     def _log(self, line: dict[str, Any]) -> None:
         if self.acc.is_main_process:
             append_line(self.out_dir / METRICS_FILE, line)
+
+
+def _added(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    """Key-wise sum of two push reports (the step's pushes before the rollouts and after the update)."""
+    return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in {**a, **b}}
 
 
 def _stack(rows: Sequence[torch.Tensor | None], width: int, fallback: torch.Tensor | None) -> torch.Tensor:
@@ -355,16 +437,25 @@ def _stack(rows: Sequence[torch.Tensor | None], width: int, fallback: torch.Tens
     return out
 
 
-def mixed_precision(cfg: TrainConfig) -> str:
-    """Accelerate's ``mixed_precision`` for ``cfg.precision`` (``auto``: bf16 on a bf16-capable GPU)."""
-    if cfg.precision is Precision.AUTO:
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return cfg.precision.value
+class _Clock:
+    """Wall time per phase of a step (CUDA synchronised so asynchronous kernels count where they run)."""
 
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = self._now()
 
-class _null:
-    def __enter__(self) -> None:
-        return None
+    @staticmethod
+    def _now() -> float:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+    def lap(self, phase: str) -> None:
+        now = self._now()
+        self.seconds[phase] = now - self._last
+        self._last = now
+
+    def times(self) -> dict[str, float]:
+        """``{"time_<phase>": seconds}`` for ``metrics.jsonl``."""
+        return {f"time_{k}": v for k, v in self.seconds.items()}
+

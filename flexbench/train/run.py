@@ -13,9 +13,12 @@
    is used; when there is none it is trained first with the critic's defaults
    (``auto_critic``, default on; with ``--set auto_critic=false`` a clear error
    names ``flexbench train critic --dataset D`` instead);
-4. loads the policy (float32 master weights; bf16 autocast on GPU), LoRA when
+4. checks the memory plan (:mod:`flexbench.train.preflight`; done first, before the
+   data opens) against the visible device and stops with suggestions when it cannot
+   fit (``memory_check=false`` skips it);
+5. loads the policy (float32 master weights; bf16 autocast on GPU), LoRA when
    configured, the frozen reference for the KL term, the rollout backend, the
-   validator, and runs :class:`~flexbench.train.loop.PolicyTrainer`.
+   validator, and runs :class:`~flexbench.train.loop.PolicyTrainer` (DDP, or FSDP2 with ``sharding``).
 
 Single-need training passes one need; joint training (``--needs all``) passes
 every need of the dataset and draws a need per prompt. Testing a policy
@@ -56,17 +59,19 @@ def build_config(method: MethodSpec, request: TrainRequest) -> TrainConfig:
 def train_policy(request: TrainRequest) -> Path:
     """Train the policy of ``request`` and return its output directory (see the module docstring)."""
     import torch
-    from accelerate import Accelerator
 
     from flexbench.catalog import open_dataset
-    from flexbench.train.loop import PolicyTrainer, mixed_precision
+    from flexbench.train.distributed import make_accelerator
+    from flexbench.train.loop import PolicyTrainer
+    from flexbench.train.preflight import check_before_training
     from flexbench.train.rollout.engines import make_backend
     from flexbench.train.tasks import TaskSampler
     from needs.base import DATASET_NEEDS, get_need
 
     method = get_method(str(request.options.get("method", request.method)))
     cfg = build_config(method, request)
-    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision(cfg))
+    acc = make_accelerator(cfg)
+    check_before_training(cfg, method, acc)  # the memory plan, before anything loads
     dataset = open_dataset(_train_dataset_name(request.dataset, method))
     needs = [get_need(n) for n in request.needs]
     with acc.main_process_first():  # under `accelerate launch` only one process trains a missing critic

@@ -40,14 +40,34 @@ class PolicyValidator:
         self.batch_size = batch_size
 
     def __call__(self, policy: Any, step: int) -> list[dict[str, Any]]:
+        return self.lines(self.records(policy))
+
+    def records(self, policy: Any, share: tuple[int, int] = (0, 1)) -> dict[str, list[tuple[int, InstanceRecord]]]:
+        """Scored records of this process's share ``(rank, world)`` of each need's instances, by position.
+
+        Under several processes each ranks ``instances[rank::world]``; the loop
+        gathers the shares and :meth:`lines` summarises them on the main process.
+        """
         from flexbench.llm.backends import TransformersBackend
 
         backend = TransformersBackend(policy, self.tokenizer, batch_size=self.batch_size)
         ranker = PolicyRanker("policy", backend, self.tokenizer, max_new_tokens=self.max_new_tokens,
                               constrained=self.constrained, seed=self.seed)
-        lines = []
+        rank, world = share
+        out = {}
         for name, (need, instances, labels) in self.sets.items():
-            records = score_batch(instances, ranker.rank(instances, need), labels, seed=self.seed, strict=False)
+            positions = list(range(rank, len(instances), world))
+            mine = [instances[i] for i in positions]
+            records = score_batch(mine, ranker.rank(mine, need), labels, seed=self.seed, strict=False) if mine else []
+            out[name] = list(zip(positions, records, strict=True))
+        return out
+
+    def lines(self, *shares: Mapping[str, Sequence[tuple[int, InstanceRecord]]]) -> list[dict[str, Any]]:
+        """One metrics line per need over the records of all ``shares`` (in instance order)."""
+        lines = []
+        for name in self.sets:
+            _, _, labels = self.sets[name]
+            records = [r for _, r in sorted((pr for s in shares for pr in s.get(name, ())), key=lambda pr: pr[0])]
             lines.append({"need": name, "n": len(records), **mean_metrics([r.metrics for r in records]),
                           "reward_mean": float(np.mean(validation_rewards(records, labels))),
                           **aggregate_rates(records)})
