@@ -66,7 +66,7 @@ from flexbench.errors import FlexBenchError
 from flexbench.options import parse_options
 from flexbench.paths import cache_dir, checkpoint_dir
 from flexbench.prepared import PreparedDataset
-from flexbench.ranker import RankerContext, RankerUnavailable
+from flexbench.ranker import RankerBase, RankerContext, RankerUnavailable
 from flexbench.trainers import TrainRequest
 from flexbench.types import Instance, NeedSpec, Ranking, Split
 
@@ -351,7 +351,7 @@ class BERT4RecModel:
         return rankings
 
 
-class BERT4RecRanker:
+class BERT4RecRanker(RankerBase):
     """The ``bert4rec`` ranker: loads ``options["checkpoint"]`` or ``<data>/checkpoints/bert4rec/<dataset>``."""
 
     def __init__(self, ctx: RankerContext) -> None:
@@ -372,9 +372,13 @@ class BERT4RecRanker:
         self.bert4rec = BERT4RecModel.load(path)
         self.batch_size = int(ctx.options.get("batch_size", 256))
         source = meta["run_key"].get("train_on", "observed")  # checkpoints from before the option: observed
-        self.provenance = {"model": f"RecBole BERT4Rec on the {source} log ({path})",
+        self._provenance = {"model": f"RecBole BERT4Rec on the {source} log ({path})",
                            "checkpoint_key": meta["run_key"],
                            "best_epoch": meta["best_epoch"], "train_seconds": meta["train_seconds"]}
+
+    def provenance(self, need: str) -> dict[str, Any]:
+        """The checkpoint's training source, key, best epoch and training time."""
+        return self._provenance
 
     def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
         """Need-agnostic: the same ranking for every need."""

@@ -28,7 +28,7 @@ from flexbench.llm.backends.openai_backend import OpenAIBackend, OpenAIConfig, a
 from flexbench.llm.labels import PromptMode, prompt_mode_of
 from flexbench.llm.prompts import PROMPT_VERSION, build_prompt
 from flexbench.llm.ranking import config_from_options, to_ranking
-from flexbench.ranker import RankerContext, RankerUnavailable
+from flexbench.ranker import RankerBase, RankerContext, RankerUnavailable
 from flexbench.types import Instance, NeedSpec, Ranking
 
 
@@ -47,7 +47,7 @@ class GPT4oSettings:
             raise ValueError("max_new_tokens must be >= 1 and max_item_chars >= 20")
 
 
-class GPT4oRanker:
+class GPT4oRanker(RankerBase):
     """Zero-shot ranking through the OpenAI chat completions API."""
 
     def __init__(self, ctx: RankerContext) -> None:
@@ -61,10 +61,9 @@ class GPT4oRanker:
         self.seed = ctx.seed
         self.backend = OpenAIBackend(endpoint, progress=self.settings.progress)
 
-    @property
-    def provenance(self) -> dict[str, Any]:
-        """What the run records: the prompt mode and version, and the endpoint without credentials."""
-        return {"prompt_mode": self.settings.prompt_mode.value, "prompt_version": PROMPT_VERSION,
+    def provenance(self, need: str) -> dict[str, Any]:
+        """What the run records: the model, the prompt mode and version, and the endpoint without credentials."""
+        return {"model": self.model, "prompt_mode": self.settings.prompt_mode.value, "prompt_version": PROMPT_VERSION,
                 "endpoint": self.backend.endpoint}
 
     def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:

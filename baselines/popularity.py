@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from baselines.scoring import rank_by_score, resolve_train_source, training_log
-from flexbench.ranker import RankerContext, RankerUnavailable
+from flexbench.ranker import RankerBase, RankerContext, RankerUnavailable
 from flexbench.types import Instance, NeedSpec, Ranking
 
 
-class PopularityRanker:
+class PopularityRanker(RankerBase):
     """Training-interaction counts of each candidate, ties by item ID."""
 
     def __init__(self, ctx: RankerContext) -> None:
@@ -28,7 +28,11 @@ class PopularityRanker:
         if interactions.empty:
             raise RankerUnavailable(f"popularity needs training interactions; {ctx.dataset.name!r} has none")
         self.counts: dict[str, int] = interactions["item_id"].astype(str).value_counts().to_dict()
-        self.provenance = {"model": f"counts of training interactions ({self.train_on} log)"}
+        self.model = f"counts of training interactions ({self.train_on} log)"
+
+    def provenance(self, need: str) -> dict[str, str]:
+        """What the counts were taken from."""
+        return {"model": self.model}
 
     def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
         """One ranking per instance, in input order (the need is ignored)."""

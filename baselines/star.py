@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from baselines.scoring import has_histories, rank_by_score
 from flexbench.errors import FlexBenchError
 from flexbench.prepared import PreparedDataset
-from flexbench.ranker import RankerContext, RankerUnavailable
+from flexbench.ranker import RankerBase, RankerContext, RankerUnavailable
 from flexbench.types import Instance, NeedSpec, Ranking, Split
 
 
@@ -132,7 +132,7 @@ def build_scorer(dataset: PreparedDataset, config: STARConfig) -> STARScorer:
     return STARScorer(item_ids, embeddings, collab, config)
 
 
-class STARRanker:
+class STARRanker(RankerBase):
     """The ``star`` ranker (module docstring); need-agnostic and deterministic."""
 
     def __init__(self, ctx: RankerContext) -> None:
@@ -145,8 +145,12 @@ class STARRanker:
         self.scorer = build_scorer(ctx.dataset, config)
         encoder = ctx.dataset.meta.get("config", {}).get("encoder")
         self.model = f"{encoder} embeddings" if encoder else None  # STAR's only model: the frozen encoder
-        self.provenance = {"star": asdict(config)}
+        self._provenance = {"model": self.model, "star": asdict(config)}
         self.batch_size = int(ctx.options.get("batch_size", 512))
+
+    def provenance(self, need: str) -> dict[str, Any]:
+        """The encoder (STAR's only model) and STAR's settings."""
+        return self._provenance
 
     def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
         """One ranking per instance, in input order (the need is ignored)."""

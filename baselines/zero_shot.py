@@ -9,12 +9,12 @@ Options (``--model`` ...): ``model`` (Hugging Face ID, local path or ``smollm2``
 the CPU default; the paper used ``Qwen/Qwen2.5-3B-Instruct``), ``max_new_tokens``,
 ``constrained`` (decode only permutations of the candidate labels; set by the
 ``zero-shot-constrained`` registry row), ``batch_size``, ``device``, ``dtype``,
-``backend`` (``transformers``, or ``vllm`` where installed with a GPU),
+``backend`` (``transformers``, or ``vllm`` where installed: ``.venv-vllm`` on CPU, or a GPU),
 ``max_item_chars``, ``progress``, ``prompt_mode`` (``ids``, the default: labels
 only; ``reason``: a short rationale, then ``Final ranking:`` and the labels, see
 :mod:`flexbench.llm.prompts`). The prompt mode and
 :data:`~flexbench.llm.prompts.PROMPT_VERSION` are part of the run's provenance
-(:attr:`ZeroShotRanker.provenance`); each ranking's ``extra`` holds its
+(:meth:`ZeroShotRanker.provenance`); each ranking's ``extra`` holds its
 ``reasoning_chars``.
 """
 
@@ -29,7 +29,7 @@ from flexbench.llm.labels import PromptMode, prompt_mode_of
 from flexbench.llm.models import DEFAULT_CPU_MODEL
 from flexbench.llm.prompts import PROMPT_VERSION, build_prompt
 from flexbench.llm.ranking import config_from_options, to_ranking
-from flexbench.ranker import RankerContext
+from flexbench.ranker import RankerBase, RankerContext
 from flexbench.types import Instance, NeedSpec, Ranking
 
 BACKENDS = ("transformers", "vllm")
@@ -60,7 +60,7 @@ class ZeroShotConfig:
             raise ValueError("constrained decoding needs backend='transformers'")
 
 
-class ZeroShotRanker:
+class ZeroShotRanker(RankerBase):
     """Greedy zero-shot LLM ranker; the model is loaded on the first ``rank`` call."""
 
     def __init__(self, ctx: RankerContext, backend: GenerationBackend | None = None,
@@ -74,10 +74,9 @@ class ZeroShotRanker:
         self._backend = backend
         self._tokenizer = tokenizer
 
-    @property
-    def provenance(self) -> dict[str, Any]:
-        """What the run records about the prompt: its mode and version."""
-        return {"prompt_mode": self.config.prompt_mode.value, "prompt_version": PROMPT_VERSION}
+    def provenance(self, need: str) -> dict[str, Any]:
+        """What the run records: the model reference and the prompt's mode and version."""
+        return {"model": self.model, "prompt_mode": self.config.prompt_mode.value, "prompt_version": PROMPT_VERSION}
 
     def _load(self) -> tuple[GenerationBackend, Any]:
         if self._backend is None:
@@ -87,7 +86,8 @@ class ZeroShotRanker:
                 from flexbench.llm.models import load_tokenizer
 
                 self._tokenizer = load_tokenizer(cfg.model, cache_root=self.cache_root)
-                self._backend = VLLMBackend(cfg.model, dtype=cfg.dtype, seed=self.seed)
+                self._backend = VLLMBackend(cfg.model, dtype=cfg.dtype, seed=self.seed,
+                                            tokenizer=self._tokenizer, cache_root=self.cache_root)
             else:
                 from flexbench.llm.backends.transformers_backend import TransformersBackend
                 from flexbench.llm.models import load_model_and_tokenizer

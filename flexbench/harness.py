@@ -95,6 +95,10 @@ def check_labels(instances: Sequence[Instance], labels: Mapping[str, NeedLabels]
                                  f"prepare the dataset again")
 
 
+DEFAULT_BATCH_SIZE = 16
+"""Instances per ranker call (``flexbench eval --batch-size``)."""
+
+
 def evaluate(
     ranker: Ranker,
     instances: Sequence[Instance],
@@ -105,7 +109,7 @@ def evaluate(
     seed: int = 0,
     strict: bool = False,
     store: ResultStore | None = None,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = False,
     limit: int | None = None,
     config: Mapping[str, Any] | None = None,
@@ -120,7 +124,7 @@ def evaluate(
     is written. Returns the aggregate over the evaluated instances.
     """
     if batch_size < 1:
-        raise FlexBenchError(f"batch size must be at least 1, got {batch_size}")
+        raise FlexBenchError(f"--batch-size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:
         raise FlexBenchError(f"--limit must be at least 1, got {limit}")
     if not instances:

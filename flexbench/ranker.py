@@ -39,15 +39,64 @@ class Ranker(Protocol):
     may be imperfect (invalid IDs, duplicates, too few items): the harness
     repairs it and counts every defect.
 
-    A ranker that can rank only some needs (a policy trained for one need) may
-    also define ``check_available(need_name) -> None`` raising
-    :class:`RankerUnavailable`; the suite calls it before a run is started, so
-    no empty run is stored.
+    Two hooks complete the interface; :class:`RankerBase` gives both a default,
+    and :func:`build_ranker` adapts a ranker that defines neither (a plugin with
+    only ``name`` and ``rank``), so the suite never probes for them:
+
+    * ``check_available(need)`` raises :class:`RankerUnavailable` when this
+      ranker cannot rank ``need`` (a policy trained for another need); the suite
+      calls it before a run starts, so no empty run is stored. Default: available.
+    * ``provenance(need)`` is what the run of ``need`` records about the ranker:
+      ``model`` (a string naming the model or method state), ``train_need``,
+      ``checkpoint`` and any method settings. Default: ``{}``.
     """
 
     name: str
 
     def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]: ...
+
+    def check_available(self, need: str) -> None: ...
+
+    def provenance(self, need: str) -> Mapping[str, Any]: ...
+
+
+class RankerBase:
+    """Defaults of the optional :class:`Ranker` hooks; every built-in ranker inherits them."""
+
+    name: str
+
+    def check_available(self, need: str) -> None:
+        """Every need is available unless a subclass says otherwise."""
+
+    def provenance(self, need: str) -> Mapping[str, Any]:
+        """Nothing to record unless a subclass says otherwise."""
+        return {}
+
+
+@runtime_checkable
+class _MinimalRanker(Protocol):
+    name: str
+
+    def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]: ...
+
+
+class _WithDefaultHooks(RankerBase):
+    """A ranker that defines only ``name`` and ``rank``, completed with :class:`RankerBase`'s hooks."""
+
+    def __init__(self, inner: _MinimalRanker) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
+        return self.inner.rank(instances, need)
+
+
+def as_ranker(obj: object, what: str) -> Ranker:
+    """``obj`` as a full :class:`Ranker` (default hooks added to a minimal one); ``TypeError`` otherwise."""
+    if isinstance(obj, Ranker):
+        return obj
+    if isinstance(obj, _MinimalRanker):
+        return _WithDefaultHooks(obj)
+    raise TypeError(f"{what} returned {type(obj).__name__}, which has no `name` and `rank(instances, need)`")
 
 
 class RankerUnavailable(FlexBenchError):
@@ -156,12 +205,10 @@ def get_entry(name: str) -> RankerEntry:
                   hint=f"Run `flexbench rankers` to list all {len(REGISTRY)}.")
 
 
-def build_ranker(name: str, ctx: RankerContext) -> Ranker:
-    """Build the ranker registered as ``name``; the entry's fixed options override ``ctx``'s."""
-    entry = get_entry(name)
-    factory = entry.load()
-    merged = {**ctx.options, **entry.options, "registry_name": name}
-    ranker = factory(RankerContext(ctx.dataset, ctx.seed, merged, ctx.cache_dir))
-    if not isinstance(ranker, Ranker):
-        raise TypeError(f"factory of {name!r} returned {type(ranker).__name__}, not a Ranker")
-    return ranker
+def build_ranker(entry: RankerEntry | str, ctx: RankerContext) -> Ranker:
+    """Build the ranker of ``entry`` (a registry row, or a name to look up); the entry's fixed options
+    override ``ctx``'s."""
+    entry = get_entry(entry) if isinstance(entry, str) else entry
+    merged = {**ctx.options, **entry.options, "registry_name": entry.name}
+    ranker = entry.load()(RankerContext(ctx.dataset, ctx.seed, merged, ctx.cache_dir))
+    return as_ranker(ranker, f"factory of {entry.name!r}")

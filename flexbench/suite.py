@@ -16,10 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flexbench.errors import FlexBenchError
+from flexbench.harness import DEFAULT_BATCH_SIZE
 from flexbench.prepared import PreparedDataset
-from flexbench.ranker import REGISTRY, Ranker, RankerContext, RankerKind, RankerUnavailable, build_ranker
+from flexbench.ranker import (
+    REGISTRY,
+    Ranker,
+    RankerContext,
+    RankerEntry,
+    RankerKind,
+    RankerUnavailable,
+    build_ranker,
+)
 from flexbench.results import ResultStore
-from flexbench.types import RunKey, RunResult, Split
+from flexbench.types import NeedSpec, RunKey, RunResult, Split
 
 SUITE_DATASETS: tuple[str, ...] = ("kuairec", "ml-1m", "esci")
 LIMITED_KINDS: frozenset[RankerKind] = frozenset({RankerKind.ZERO_SHOT, RankerKind.TRAINED})
@@ -29,7 +38,11 @@ LLM_BATCH_SIZE = 4  # small batches: progress and resume points every few genera
 
 @dataclass(frozen=True, slots=True)
 class EvalRequest:
-    """One evaluation by names. ``options`` go to the ranker's :class:`RankerContext`."""
+    """One evaluation by names. ``options`` go to the ranker's :class:`RankerContext`.
+
+    ``limit`` and ``batch_size`` are validated by :func:`flexbench.harness.evaluate`
+    before anything is stored; the split here.
+    """
 
     ranker: str
     dataset: str
@@ -39,16 +52,12 @@ class EvalRequest:
     seed: int = 0
     strict: bool = False
     overwrite: bool = False
-    batch_size: int = 16
+    batch_size: int = DEFAULT_BATCH_SIZE
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.split not in {s.value for s in Split}:
             raise FlexBenchError(f"unknown split {self.split!r}; use one of {', '.join(s.value for s in Split)}")
-        if self.limit is not None and self.limit < 1:
-            raise FlexBenchError(f"--limit must be at least 1, got {self.limit}")
-        if self.batch_size < 1:
-            raise FlexBenchError(f"--batch-size must be at least 1, got {self.batch_size}")
 
     @property
     def label(self) -> str:
@@ -56,20 +65,43 @@ class EvalRequest:
         return str(self.options.get("label") or self.ranker)
 
 
-def check_need(dataset: PreparedDataset, need: str) -> None:
-    """Raise a one-line error unless ``need`` is known and labelled on ``dataset``."""
+def check_need(dataset: PreparedDataset, need: str) -> NeedSpec:
+    """The need ``need`` if it is known and labelled on ``dataset``; else a one-line error."""
     from needs.base import get_need
 
-    get_need(need)
+    spec = get_need(need)
     if need not in dataset.needs:
         raise FlexBenchError(f"dataset {dataset.name!r} has no need {need!r}; it has {', '.join(dataset.needs)}")
+    return spec
 
 
-def make_ranker(name: str, dataset: PreparedDataset, *, seed: int, options: Mapping[str, Any]) -> Ranker:
-    """Build registry entry ``name`` on ``dataset`` (may raise RankerUnavailable)."""
+def make_ranker(entry: RankerEntry | str, dataset: PreparedDataset, *, seed: int,
+                options: Mapping[str, Any]) -> Ranker:
+    """Build registry entry ``entry`` (or the entry named so) on ``dataset`` (may raise RankerUnavailable)."""
     from flexbench.paths import cache_dir
 
-    return build_ranker(name, RankerContext(dataset, seed, dict(options), cache_dir()))
+    return build_ranker(entry, RankerContext(dataset, seed, dict(options), cache_dir()))
+
+
+def run_evals(ranker: str, dataset: str, needs: Sequence[str] | None = None, *, store: ResultStore,
+              progress: bool = False, **request: Any) -> list[RunResult]:
+    """``flexbench eval RANKER --dataset D [--need N]``: resolve every name once, then one run per need.
+
+    The ranker name is resolved before the dataset is opened (a typo fails at
+    once), each need is checked before anything runs, and the ranker is built
+    once for all needs. ``request`` holds the other :class:`EvalRequest` fields.
+    """
+    from flexbench.catalog import open_dataset
+    from flexbench.ranker import get_entry
+
+    entry = get_entry(ranker)
+    data = open_dataset(dataset)
+    requests = [EvalRequest(ranker, dataset, n, **request) for n in (needs or data.needs)]
+    for req in requests:
+        check_need(data, req.need)
+    first = requests[0]
+    built = make_ranker(entry, data, seed=first.seed, options=first.options)
+    return [run_eval(req, store=store, dataset=data, ranker=built, progress=progress) for req in requests]
 
 
 def run_eval(request: EvalRequest, *, store: ResultStore, dataset: PreparedDataset | None = None,
@@ -77,42 +109,36 @@ def run_eval(request: EvalRequest, *, store: ResultStore, dataset: PreparedDatas
     """Evaluate one registered ranker on one (dataset, need, split) and store the run."""
     from flexbench.catalog import open_dataset
     from flexbench.harness import evaluate
-    from flexbench.ranker import get_entry
-    from needs.base import get_need
 
-    get_entry(request.ranker)
     dataset = dataset or open_dataset(request.dataset)
-    check_need(dataset, request.need)
+    need = check_need(dataset, request.need)
     ranker = ranker or make_ranker(request.ranker, dataset, seed=request.seed, options=request.options)
-    check_available = getattr(ranker, "check_available", None)
-    if callable(check_available):
-        check_available(request.need)  # RankerUnavailable before anything is stored
+    ranker.check_available(request.need)  # RankerUnavailable before anything is stored
     instances = dataset.instances(request.split)
     if not instances:
         raise FlexBenchError(f"dataset {dataset.name!r} has no {request.split!r} instances")
     options = dict(request.options)
-    per_need, own = _provenance_for(ranker, request.need), dict(getattr(ranker, "provenance", None) or {})
-    model = options.get("model") or per_need.get("model") or own.get("model") or getattr(ranker, "model", None)
-    provenance = {
-        "data_fingerprint": dataset.fingerprint, "dataset_variant": dataset.variant, **own,
-        "model": model if isinstance(model, str) else None,
-        "train_need": options.get("train_need") or per_need.get("train_need") or getattr(ranker, "train_need", None),
-        **({"checkpoint": per_need["checkpoint"]} if per_need.get("checkpoint") else {}),
-    }
     return evaluate(
-        ranker, instances, dataset.labels(request.need, request.split), get_need(request.need),
+        ranker, instances, dataset.labels(request.need, request.split), need,
         key=RunKey(request.label, dataset.name, request.need, request.split), seed=request.seed,
         strict=request.strict, store=store, batch_size=request.batch_size, progress=progress,
         limit=request.limit, config={"ranker": request.ranker, "options": options},
-        provenance=provenance, overwrite=request.overwrite,
+        provenance=run_provenance(dataset, ranker.provenance(request.need), options), overwrite=request.overwrite,
     )
 
 
-def _provenance_for(ranker: Ranker, need: str) -> dict[str, Any]:
-    """What a ranker says about the run of ``need`` (a trained ranker: its training need, base model and
-    checkpoint), from its optional ``provenance_for(need)``; ``{}`` otherwise."""
-    per_need = getattr(ranker, "provenance_for", None)
-    return dict(per_need(need)) if callable(per_need) else {}
+def run_provenance(dataset: PreparedDataset, ranker_says: Mapping[str, Any],
+                   options: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run records besides its config: the data, then what the ranker says about itself
+    (:meth:`Ranker.provenance`); ``--model`` / ``--set train_need=`` options take precedence."""
+    said = dict(ranker_says)
+    model = options.get("model") or said.pop("model", None)
+    train_need = options.get("train_need") or said.pop("train_need", None)
+    checkpoint = said.pop("checkpoint", None)
+    return {"data_fingerprint": dataset.fingerprint, "dataset_variant": dataset.variant,
+            **said,
+            "model": model if isinstance(model, str) else None, "train_need": train_need,
+            **({"checkpoint": checkpoint} if checkpoint else {})}
 
 
 @dataclass(slots=True)
@@ -150,7 +176,7 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
                 say(f"done {what}: stored runs are complete (use --overwrite to redo)")
                 continue
             try:
-                ranker = make_ranker(entry.name, dataset, seed=seed, options={})
+                ranker = make_ranker(entry, dataset, seed=seed, options={})
             except RankerUnavailable as err:
                 if entry.kind is RankerKind.TRAINED:  # one line for all of them below
                     untrained.append((entry.name, str(err)))
@@ -162,7 +188,7 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
                 continue
             for need in dataset.needs:
                 request = EvalRequest(entry.name, name, need, limit=run_limit, seed=seed, strict=strict,
-                                      overwrite=overwrite, batch_size=LLM_BATCH_SIZE if limited else 16)
+                                      overwrite=overwrite, batch_size=LLM_BATCH_SIZE if limited else DEFAULT_BATCH_SIZE)
                 try:
                     report.ran.append(run_eval(request, store=store, dataset=dataset, ranker=ranker,
                                                progress=progress))

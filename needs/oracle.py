@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flexbench.errors import FlexBenchError
-from flexbench.ranker import RankerContext, RankerUnavailable
+from flexbench.ranker import RankerBase, RankerContext, RankerUnavailable
 from flexbench.types import Instance, NeedSpec, Ranking
 
 
-class OracleRanker:
+class OracleRanker(RankerBase):
     """Ranks by the labels of ``options["oracle_need"]``, read from the prepared dataset."""
 
     def __init__(self, ctx: RankerContext) -> None:

@@ -70,3 +70,32 @@ def test_entry_conforms_on_mock(name: str, mock_dataset: PreparedDataset, data_r
         if REGISTRY[name].kind in SCORE_BASED:
             assert sorted(r.item_ids) == sorted(x.candidate_ids), f"{name} must return a full permutation"
     assert ranker.rank(xs, get_need("interest")) == rankings or REGISTRY[name].kind not in SCORE_BASED
+
+
+def test_every_built_in_ranker_declares_the_hooks_through_ranker_base() -> None:
+    import inspect
+
+    from flexbench.ranker import RankerBase
+
+    for name, entry in REGISTRY.items():
+        factory = entry.load()
+        if inspect.isclass(factory):
+            assert issubclass(factory, RankerBase), f"{name}: built-in rankers inherit RankerBase's hooks"
+
+
+def test_a_minimal_ranker_gets_the_default_hooks(mock_dataset: PreparedDataset) -> None:
+    from flexbench.ranker import as_ranker
+
+    class Minimal:
+        name = "minimal"
+
+        def rank(self, instances, need):
+            return [Ranking(x.instance_id, x.candidate_ids) for x in instances]
+
+    ranker = as_ranker(Minimal(), "test")
+    assert isinstance(ranker, Ranker) and ranker.name == "minimal"
+    assert ranker.check_available("interest") is None and dict(ranker.provenance("interest")) == {}
+    xs = mock_dataset.instances("test")[:2]
+    assert [r.item_ids for r in ranker.rank(xs, get_need("interest"))] == [x.candidate_ids for x in xs]
+    with pytest.raises(TypeError, match="no `name` and `rank"):
+        as_ranker(object(), "test")

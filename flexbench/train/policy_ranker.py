@@ -25,7 +25,7 @@ from typing import Any
 
 from flexbench.errors import FlexBenchError
 from flexbench.paths import checkpoint_dir
-from flexbench.ranker import RankerContext, RankerUnavailable
+from flexbench.ranker import RankerBase, RankerContext, RankerUnavailable
 from flexbench.train.checkpoint import POLICY as _POLICY
 from flexbench.types import Instance, NeedSpec, Ranking
 
@@ -78,7 +78,7 @@ def read_run(out_dir: Path) -> dict[str, Any]:
     return run
 
 
-class TrainedPolicyRanker:
+class TrainedPolicyRanker(RankerBase):
     """Registry factory of the trained methods: a saved policy, loaded on first use per need."""
 
     def __init__(self, ctx: RankerContext) -> None:
@@ -114,13 +114,13 @@ class TrainedPolicyRanker:
         tags = {p.parent.parent.name for p in self.root.glob(f"*/{_POLICY}/config.json")}
         return "all" if tags == {"all"} else None
 
-    def provenance_for(self, need: str) -> dict[str, Any]:
+    def provenance(self, need: str) -> dict[str, Any]:
         """Run provenance of test need ``need``: ``train_need``, the base ``model`` and the ``checkpoint``
-        of the policy that ranks it (``{}`` when there is none)."""
+        of the policy that ranks it (only ``train_need``, when known, if there is none)."""
         try:
             out_dir = self.checkpoint_for(need)
         except RankerUnavailable:
-            return {}
+            return {"train_need": self.train_need} if self.train_need else {}
         saved = _saved_provenance(out_dir)
         return {**saved, "train_need": str(self._train_need_option or saved["train_need"])}
 

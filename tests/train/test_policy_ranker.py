@@ -47,12 +47,12 @@ def test_trained_policy_ranks_and_records_its_training_need(data_root: Path, moc
         assert r.extra["train_need"] == "interest"
     # no novelty checkpoint: the jointly trained policy is used
     assert ranker.checkpoint_for("novelty").name == "all"
-    assert ranker.provenance_for("interest")["train_need"] == "interest"
-    assert ranker.provenance_for("novelty")["train_need"] == "all"
+    assert ranker.provenance("interest")["train_need"] == "interest"
+    assert ranker.provenance("novelty")["train_need"] == "all"
     # train-on-interest, test-on-novelty through the train_need option
     cross = build_ranker("flexrec", RankerContext(mock_dataset, options={"train_need": "interest"}))
     assert cross.checkpoint_for("novelty").name == "interest" and cross.train_need == "interest"
-    assert cross.provenance_for("novelty")["train_need"] == "interest"
+    assert cross.provenance("novelty")["train_need"] == "interest"
 
 
 def test_eval_records_the_training_need_of_each_test_need(data_root: Path, mock_dataset,  # type: ignore[no-untyped-def]
