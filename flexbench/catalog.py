@@ -29,6 +29,13 @@ def known_names() -> tuple[str, ...]:
     return (*DATASETS, *VARIANTS, MOCK)
 
 
+def check_dataset(name: str) -> str:
+    """``name`` if it is a known dataset name, else a one-line error with close matches."""
+    from flexbench.options import lookup
+
+    return lookup({n: n for n in known_names()}, name, what="dataset")
+
+
 def open_dataset(name: str, root: Path | None = None, *, auto_prepare: bool = True) -> PreparedDataset:
     """Open prepared dataset ``name`` under ``root`` (default ``<data>/prepared``).
 
@@ -38,8 +45,7 @@ def open_dataset(name: str, root: Path | None = None, *, auto_prepare: bool = Tr
     marker is left) or a directory without ``meta.json`` is an error naming the
     command to rerun, never a silent switch to the sample.
     """
-    if name not in known_names():
-        raise FlexBenchError(f"unknown dataset {name!r}. Known: {', '.join(known_names())}.")
+    check_dataset(name)
     root = Path(root) if root is not None else prepared_dir()
     path = root / name
     if name == MOCK:

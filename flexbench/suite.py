@@ -154,8 +154,10 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
             llm_limit: int | None = DEFAULT_LLM_LIMIT, seed: int = 0, strict: bool = False,
             overwrite: bool = False, say: Callable[[str], None] = print, progress: bool = False) -> SuiteReport:
     """Every registered ranker on every (dataset, need) that can run here (module docstring)."""
-    from flexbench.catalog import open_dataset
+    from flexbench.catalog import check_dataset, open_dataset
 
+    for name in datasets:  # a typo is an error before anything runs, not a skipped dataset
+        check_dataset(name)
     report = SuiteReport()
     for name in datasets:
         try:

@@ -95,13 +95,12 @@ def register(app: typer.Typer) -> None:
         num_gpus: Annotated[int | None, typer.Option(help="--dry-run: plan for this many GPUs (processes).")] = None,
     ) -> None:
         """Train METHOD on DATASET and save a checkpoint that `flexbench eval` can load."""
-        from flexbench.catalog import known_names
+        from flexbench.catalog import check_dataset
         from flexbench.paths import checkpoint_dir
         from flexbench.trainers import TrainRequest, get_trainer
 
         entry = get_trainer(method)
-        if dataset not in known_names():
-            raise FlexBenchError(f"unknown dataset {dataset!r}. Known: {', '.join(known_names())}.")
+        check_dataset(dataset)
         chosen = resolve_needs(dataset, need, needs)
         options = {**load_config_file(config, method), **parse_overrides(set_ or []), **entry.options}
         tag = "all" if needs == "all" else "+".join(chosen)
