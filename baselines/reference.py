@@ -1,4 +1,10 @@
-"""Reference rankers that prove the harness: a seeded random permutation and the retriever's order.
+"""Reference rankers that prove the harness: a seeded random permutation and the stored candidate order.
+
+Since protocol 2 (docs/PROTOCOL.md) candidates are stored in a seeded hash order
+(:func:`flexbench.instances.storage_order`) that carries no label or retrieval
+signal, so ``candidate-order`` is a canary: it must score like ``random`` on every
+need (``flexbench data audit`` checks it within 0.05). Under protocol 1 it was the
+retriever's order, which nearly solved the paper's novelty and trend labels.
 
 Random ranker: the expected Recall@k with ``|R|`` relevant items among ``K``
 candidates is ``k / K`` (each relevant item lands in the top ``k`` with
@@ -9,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flexbench.ranker import RankerContext
+from flexbench.ranker import RankerBase, RankerContext
 from flexbench.repair import stable_rng
 from flexbench.types import Instance, NeedSpec, Ranking
 
 
-class RandomRanker:
+class RandomRanker(RankerBase):
     """A uniformly random permutation of the candidates, seeded by ``(seed, instance_id)``."""
 
     def __init__(self, ctx: RankerContext) -> None:
@@ -30,12 +36,12 @@ class RandomRanker:
         return out
 
 
-class CandidateOrderRanker:
-    """The frozen retriever's order (candidates as stored, best first)."""
+class CandidateOrderRanker(RankerBase):
+    """The candidates in their stored order (module docstring: a canary, not the retriever's order)."""
 
     def __init__(self, ctx: RankerContext) -> None:
         self.name = str(ctx.options.get("registry_name", "candidate-order"))
 
     def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
-        """The candidates in retriever order."""
+        """The candidates as stored."""
         return [Ranking(x.instance_id, x.candidate_ids) for x in instances]

@@ -19,25 +19,33 @@ with ``l = 3``, ``lambda = 0.7``, ``a = 0.5`` by default:
   ``v_i[u] = 1`` if training user ``u`` interacted with ``i``. An item no
   training user touched has a zero vector and ``cos_collab = 0``.
 
-Ties are broken by item ID. The rule needs no training and no seed.
+Ties are broken by item ID. The rule needs no training and no seed, and it
+never reads the stored candidate order.
 
-Query datasets (ESCI): the prepared layout stores item embeddings but no query
-embeddings, and the query-item cosine of the frozen encoder is exactly the
-retriever's order that produced the candidates (the ``candidate-order``
-ranker). STAR's history-based rule has nothing to add there, so the factory
-raises :class:`~flexbench.ranker.RankerUnavailable` with that reason.
+Query datasets (ESCI, paper Table 3's STAR row): there is no history, so there is
+no collaborative term (``cos_collab`` needs items the user interacted with) and no
+temporal decay. The query text plays the part of the single, most recent history
+item with weight 1, which leaves the semantic term:
+
+    score(c) = cos_sem(c, q) = <e_c, e_q>
+
+with ``e_q`` the query's embedding by the dataset's frozen encoder (recorded in
+``meta.json``; computed at rank time and cached). It equals the retriever's
+stored ``candidate_scores`` of protocol 2; ``a`` is irrelevant (a positive factor).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from baselines.scoring import has_histories, rank_by_score
+from flexbench.embeddings import embed_texts
 from flexbench.errors import FlexBenchError
 from flexbench.prepared import PreparedDataset
 from flexbench.ranker import RankerBase, RankerContext, RankerUnavailable
@@ -132,20 +140,47 @@ def build_scorer(dataset: PreparedDataset, config: STARConfig) -> STARScorer:
     return STARScorer(item_ids, embeddings, collab, config)
 
 
+class QuerySTARScorer:
+    """STAR without a history: ``score(c) = <e_c, e_q>`` with the query embedded by the frozen encoder."""
+
+    def __init__(self, item_ids: Sequence[str], embeddings: np.ndarray, encoder: str, cache: Path) -> None:
+        self.index = {item: i for i, item in enumerate(item_ids)}
+        self.semantic = _unit_rows(np.asarray(embeddings, dtype=np.float64))
+        self.encoder, self.cache = encoder, cache
+
+    def scores(self, instances: Sequence[Instance]) -> list[np.ndarray]:
+        """The query-candidate cosines of each instance (one encoder call per batch)."""
+        if any(x.query is None for x in instances):
+            raise FlexBenchError("star on a query dataset needs a query on every instance")
+        queries = _unit_rows(np.asarray(embed_texts([str(x.query) for x in instances], self.encoder,
+                                                    cache=self.cache, progress=False), dtype=np.float64))
+        return [self.semantic[[self.index[c] for c in x.candidate_ids]] @ q
+                for x, q in zip(instances, queries, strict=True)]
+
+
+def build_query_scorer(dataset: PreparedDataset, cache: Path) -> QuerySTARScorer:
+    """A query scorer from the dataset's item embeddings and its recorded encoder."""
+    stored = dataset.item_embeddings()
+    encoder = dataset.meta.get("config", {}).get("encoder")
+    if stored is None or not encoder:
+        raise RankerUnavailable(f"star on query dataset {dataset.name!r} needs item embeddings and the encoder "
+                                f"that made them (run `flexbench data prepare {dataset.name}`)")
+    return QuerySTARScorer(stored[0], stored[1], str(encoder), cache)
+
+
 class STARRanker(RankerBase):
     """The ``star`` ranker (module docstring); need-agnostic and deterministic."""
 
     def __init__(self, ctx: RankerContext) -> None:
         self.name = str(ctx.options.get("registry_name", "star"))
-        if not has_histories(ctx.dataset):
-            raise RankerUnavailable(f"star scores candidates against a user history; {ctx.dataset.name!r} "
-                                    f"instances carry a query only, whose embedding cosine is already the "
-                                    f"retriever's order (see `candidate-order`)")
         config = STARConfig.from_options(ctx.options)
-        self.scorer = build_scorer(ctx.dataset, config)
+        self.scorer: STARScorer | QuerySTARScorer = (
+            build_scorer(ctx.dataset, config) if has_histories(ctx.dataset)
+            else build_query_scorer(ctx.dataset, Path(ctx.cache_dir) / "embeddings"))
         encoder = ctx.dataset.meta.get("config", {}).get("encoder")
         self.model = f"{encoder} embeddings" if encoder else None  # STAR's only model: the frozen encoder
-        self._provenance = {"model": self.model, "star": asdict(config)}
+        mode = {"context": "history"} if isinstance(self.scorer, STARScorer) else {"context": "query"}
+        self._provenance = {"model": self.model, "star": {**asdict(config), **mode}}
         self.batch_size = int(ctx.options.get("batch_size", 512))
 
     def provenance(self, need: str) -> dict[str, Any]:

@@ -4,7 +4,9 @@
 The paper's datasets (``kuairec``, ``ml-1m``, ``esci``, and ``kuairec-dense``)
 are read from ``<data>/prepared/<name>``; when that is missing and
 ``auto_prepare`` is set, the bundled synthetic sample is prepared first, so the
-README demo runs on a fresh clone.
+README demo runs on a fresh clone. A dataset prepared under an older protocol
+(:data:`flexbench.instances.PROTOCOL_VERSION`) is re-prepared when it is the bundled
+sample and refused otherwise, so old and new protocols never mix.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from flexbench.errors import FlexBenchError
+from flexbench.instances import PROTOCOL_VERSION
 from flexbench.locks import dataset_lock, read_marker, replace_dir
 from flexbench.paths import prepared_dir
 from flexbench.prepared import DatasetNotPrepared, PreparedDataset
@@ -58,8 +60,15 @@ def open_dataset(name: str, root: Path | None = None, *, auto_prepare: bool = Tr
                 f"{killed.get('source', 'an unknown source')}) did not finish; run "
                 f"`{killed.get('command') or f'flexbench data prepare {name}'}` again")
         if killed is None and (path / "meta.json").exists():
-            return PreparedDataset(path)
-        if killed is None and path.is_dir() and any(path.iterdir()):
+            dataset = PreparedDataset(path)
+            if dataset.protocol_version == PROTOCOL_VERSION:
+                return dataset
+            if not (auto_prepare and dataset.meta.get("config", {}).get("sample")):
+                command = dataset.meta.get("config", {}).get("command") or f"flexbench data prepare {name}"
+                raise DatasetNotPrepared(f"dataset {name!r} under {root} was prepared under protocol "
+                                         f"{dataset.protocol_version or 1}, this FlexBench uses protocol "
+                                         f"{PROTOCOL_VERSION} (docs/PROTOCOL.md); run `{command}` again")
+        elif killed is None and path.is_dir() and any(path.iterdir()):
             raise DatasetNotPrepared(f"{path} holds no meta.json (an unfinished prepare of an older FlexBench?); "
                                      f"run `flexbench data prepare {name}` again, with --raw-dir if it was not the sample")
         elif killed is None and not auto_prepare:

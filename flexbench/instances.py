@@ -7,6 +7,16 @@
   observable interactions; its history is the ``L`` most recent interactions
   before it (at least ``min_history``), its query time is the anchor's time.
 * :func:`subsample`: seeded choice of at most ``n`` anchors per split.
+* :func:`storage_order`: the seeded order in which an instance's candidates are
+  stored, ``sha256(seed, instance_id, item_id)``: it carries no label and no
+  retrieval signal, so the ``candidate-order`` ranker is a canary at random level.
+
+:data:`PROTOCOL_VERSION` names the instance and label protocol (docs/PROTOCOL.md);
+it is recorded in every prepared dataset's meta and folded into its fingerprint,
+so results made under different protocols never mix. History: 1 -- candidates
+stored in retriever order, ML-1M fillers top-retrieved, paper labels only; 2 --
+seeded hash order, retriever score and 24 h counts stored per candidate,
+popularity-matched ML-1M fillers, ``novelty-v2`` and ``trend-v2`` labels.
 
 Everything takes an explicit seed and works on numpy arrays (no row loops),
 so the full-size KuaiRec matrices are handled in seconds.
@@ -14,6 +24,8 @@ so the full-size KuaiRec matrices are handled in seconds.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +33,7 @@ import numpy as np
 from flexbench.types import Split
 
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+PROTOCOL_VERSION = 2
 
 
 def rng_for(seed: int, *tags: int) -> np.random.Generator:
@@ -108,3 +121,26 @@ def subsample(split_of_anchor: np.ndarray, quotas: dict[str, int], seed: int) ->
         n = min(len(pool), quotas.get(split, 0))
         chosen.append(np.sort(rng.choice(pool, n, replace=False)) if n else np.array([], dtype=np.int64))
     return np.concatenate(chosen).astype(np.int64)
+
+
+def storage_key(seed: int, instance_id: str, item_id: str) -> str:
+    """``sha256("candidate-order", seed, instance_id, item_id)`` as hex: the sort key of the stored order."""
+    return hashlib.sha256(f"candidate-order\x1f{seed}\x1f{instance_id}\x1f{item_id}".encode()).hexdigest()
+
+
+def storage_order(instance_ids: Sequence[str], item_ids: np.ndarray, seed: int) -> np.ndarray:
+    """``[N, K]`` permutation of each row of ``item_ids`` by :func:`storage_key` (ties by item ID).
+
+    The order depends only on ``(seed, instance_id, item_id)``: not on labels, retriever
+    scores or the order the candidates were produced in.
+    """
+    out = np.empty(item_ids.shape, dtype=np.int64)
+    for row, (iid, items) in enumerate(zip(instance_ids, item_ids, strict=True)):
+        keys = [(storage_key(seed, iid, str(item)), str(item)) for item in items]
+        out[row] = sorted(range(len(keys)), key=keys.__getitem__)
+    return out
+
+
+def permute_rows(matrix: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``matrix[n, order[n]]`` for every row ``n``."""
+    return np.take_along_axis(np.asarray(matrix), order, axis=1)

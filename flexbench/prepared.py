@@ -5,10 +5,12 @@ every ranker, trainer and the harness read it through :class:`PreparedDataset`.
 
 ``<data>/prepared/<name>/``::
 
-    meta.json             schema_version, dataset, variant, needs, config, fingerprint
+    meta.json             schema_version, protocol_version, dataset, variant, needs, config, fingerprint
     instances.parquet     instance_id, split, user_id, query, query_time,
                           history_item_ids, history_engagement, history_timestamps,
-                          candidate_ids  (candidates in retriever order)
+                          candidate_ids  (protocol >= 2: seeded hash order, no label or retrieval signal),
+                          candidate_scores, candidate_recent_counts  (optional, aligned with candidate_ids:
+                          the retriever's cosine; interactions in the 24 h before query_time)
     items.parquet         item_id, text, topics  (row i <-> item_embeddings.npy row i)
     labels.parquet        instance_id, need, gains (aligned with candidate_ids), relevant
     interactions.parquet  user_id, item_id, value, timestamp, split
@@ -17,8 +19,9 @@ every ranker, trainer and the harness read it through :class:`PreparedDataset`.
                           training users (KuaiRec's big matrix, all videos)
     item_embeddings.npy   float32 [n_items, dim], L2-normalised (optional)
 
-The fingerprint is a SHA-256 over the data files' bytes, recorded by the result
-store so that a result always names the exact data it was computed on.
+The fingerprint is a SHA-256 over the data files' bytes and the protocol version
+(:data:`flexbench.instances.PROTOCOL_VERSION`, docs/PROTOCOL.md), recorded by the
+result store so that a result always names the exact data and protocol it was computed on.
 ``meta.json["files"]`` records each file's size and SHA-256; every read is checked
 against it (:mod:`flexbench.prepared_check`), so the data read is the data fingerprinted.
 """
@@ -50,8 +53,10 @@ class DatasetNotPrepared(FlexBenchError):
     """The prepared directory is missing; the message says which command creates it."""
 
 
-def _fingerprint(root: Path) -> str:
+def _fingerprint(root: Path, protocol_version: int | None = None) -> str:
     digest = hashlib.sha256()
+    if protocol_version is not None:
+        digest.update(f"protocol_version={protocol_version}".encode())
     for name in (*DATA_FILES, EMBEDDINGS_FILE):
         path = root / name
         if path.exists():
@@ -71,8 +76,7 @@ class PreparedDataset:
         if self.meta.get("schema_version") != SCHEMA_VERSION:
             raise FlexBenchError(f"{self.root / 'meta.json'}: schema_version {self.meta.get('schema_version')} "
                                  f"is not {SCHEMA_VERSION}; prepare the dataset again")
-        self._hashes = check_files(self.root, self.meta, (*DATA_FILES, EMBEDDINGS_FILE),
-                                   lambda root, _protocol: _fingerprint(root))
+        self._hashes = check_files(self.root, self.meta, (*DATA_FILES, EMBEDDINGS_FILE), _fingerprint)
 
     def _read(self, name: str) -> io.BytesIO:
         """File ``name``'s bytes, checked against the hash recorded at prepare time (:mod:`flexbench.prepared_check`)."""
@@ -97,6 +101,12 @@ class PreparedDataset:
     def needs(self) -> tuple[str, ...]:
         """Needs labelled in this dataset."""
         return tuple(self.meta["needs"])
+
+    @property
+    def protocol_version(self) -> int | None:
+        """Instance/label protocol the dataset was prepared under (``None``: hand-built, e.g. the mock)."""
+        value = self.meta.get("protocol_version")
+        return None if value is None else int(value)
 
     @property
     def fingerprint(self) -> str:
@@ -124,7 +134,8 @@ class PreparedDataset:
         if limit is not None:
             frame = frame.head(limit)
         text = self.items["text"].to_dict()
-        return [_row_to_instance(row, self.dataset, text) for row in frame.itertuples(index=False)]
+        topics = {i: tuple(str(t) for t in ts) for i, ts in self.items["topics"].items()}
+        return [_row_to_instance(row, self.dataset, text, topics) for row in frame.itertuples(index=False)]
 
     def labels(self, need: str, split: Split | str | None = None) -> dict[str, NeedLabels]:
         """Labels of ``need`` by instance ID."""
@@ -178,18 +189,28 @@ class PreparedDataset:
         return list(self.items["item_id"]), np.load(self._read(EMBEDDINGS_FILE))
 
 
-def _row_to_instance(row: Any, dataset: str, text: Mapping[str, str]) -> Instance:
+def _aligned(row: Any, column: str, n: int) -> list[Any]:
+    """Optional per-candidate column of ``row`` (``None`` each where absent)."""
+    values = getattr(row, column, None)
+    return [None] * n if values is None or np.ndim(values) == 0 else list(values)
+
+
+def _row_to_instance(row: Any, dataset: str, text: Mapping[str, str],
+                     topics: Mapping[str, tuple[str, ...]]) -> Instance:
     stamps = row.history_timestamps if row.history_timestamps is not None else []
     history = tuple(
         HistoryItem(item_id=i, text=text[i], engagement=float(e),
-                    timestamp=None if t is None or pd.isna(t) else int(t))
+                    timestamp=None if t is None or pd.isna(t) else int(t), topics=topics.get(i, ()))
         for i, e, t in zip(row.history_item_ids, row.history_engagement,
                            list(stamps) + [None] * (len(row.history_item_ids) - len(stamps)),
                            strict=True)
     )
     return Instance(
         instance_id=row.instance_id, dataset=dataset, split=Split(row.split),
-        candidates=tuple(Candidate(i, text[i]) for i in row.candidate_ids),
+        candidates=tuple(
+            Candidate(i, text[i], topics.get(i, ()), None if s is None else float(s), None if c is None else int(c))
+            for i, s, c in zip(row.candidate_ids, _aligned(row, "candidate_scores", len(row.candidate_ids)),
+                               _aligned(row, "candidate_recent_counts", len(row.candidate_ids)), strict=True)),
         user_id=None if row.user_id is None else str(row.user_id),
         history=history,
         query=row.query if isinstance(row.query, str) else None,
@@ -206,6 +227,10 @@ def instances_frame(instances: Iterable[Instance]) -> pd.DataFrame:
         "history_engagement": [float(h.engagement) for h in x.history],
         "history_timestamps": [h.timestamp for h in x.history],
         "candidate_ids": list(x.candidate_ids),
+        **({"candidate_scores": [c.retrieval_score for c in x.candidates]}
+           if all(c.retrieval_score is not None for c in x.candidates) else {}),
+        **({"candidate_recent_counts": [c.recent_count for c in x.candidates]}
+           if all(c.recent_count is not None for c in x.candidates) else {}),
     } for x in instances]
     frame = pd.DataFrame(rows)
     frame["query_time"] = frame["query_time"].astype("Int64")
@@ -233,6 +258,7 @@ def write_prepared(
     embeddings: np.ndarray | None = None,
     config: Mapping[str, Any] | None = None,
     organic: pd.DataFrame | None = None,
+    protocol_version: int | None = None,
 ) -> PreparedDataset:
     """Write a prepared dataset atomically enough for reruns: meta.json is written last.
 
@@ -258,8 +284,9 @@ def write_prepared(
             raise ValueError(f"{len(embeddings)} embeddings for {len(items)} items")
         np.save(root / EMBEDDINGS_FILE, np.asarray(embeddings, dtype=np.float32))
     meta = {
-        "schema_version": SCHEMA_VERSION, "dataset": dataset, "variant": variant,
-        "needs": list(needs), "config": dict(config or {}), "fingerprint": _fingerprint(root),
+        "schema_version": SCHEMA_VERSION, "protocol_version": protocol_version, "dataset": dataset,
+        "variant": variant, "needs": list(needs), "config": dict(config or {}),
+        "fingerprint": _fingerprint(root, protocol_version),
         "files": file_hashes(root, (*DATA_FILES, EMBEDDINGS_FILE)),
         "n_instances": len(instances),
     }

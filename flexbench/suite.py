@@ -136,7 +136,7 @@ def run_provenance(dataset: PreparedDataset, ranker_says: Mapping[str, Any],
     train_need = options.get("train_need") or said.pop("train_need", None)
     checkpoint = said.pop("checkpoint", None)
     return {"data_fingerprint": dataset.fingerprint, "dataset_variant": dataset.variant,
-            **said,
+            "protocol_version": dataset.protocol_version, **said,
             "model": model if isinstance(model, str) else None, "train_need": train_need,
             **({"checkpoint": checkpoint} if checkpoint else {})}
 

@@ -24,12 +24,29 @@ class Split(StrEnum):
     TEST = "test"
 
 
+class Signal(StrEnum):
+    """A per-item signal that a need's prompts show (:attr:`NeedSpec.shows`)."""
+
+    TOPICS = "topics"
+    RECENT_COUNT = "recent_count"
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One candidate item: its stable ID and the item text shown to models (SPEC section 2)."""
+    """One candidate item: its stable ID and the item text shown to models (SPEC section 2).
+
+    Optional signals stored at prepare time (docs/PROTOCOL.md): ``topics`` (KuaiRec ``feat``
+    tags, ML-1M genres), ``retrieval_score`` (the frozen retriever's cosine to the user or
+    query vector; the candidate order never carries it) and ``recent_count`` (the
+    candidate's interactions by any user in the 24 h before the query time, the trend
+    label's count). ``None`` / ``()`` where the dataset has no such signal.
+    """
 
     item_id: str
     text: str
+    topics: tuple[str, ...] = ()
+    retrieval_score: float | None = None
+    recent_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +54,15 @@ class HistoryItem:
     """One past interaction of the user, most recent last.
 
     ``engagement`` is the dataset's feedback (KuaiRec watch ratio, ML-1M rating);
-    ``timestamp`` is Unix seconds, or ``None`` where the raw data has none.
+    ``timestamp`` is Unix seconds, or ``None`` where the raw data has none; ``topics``
+    as for :class:`Candidate`.
     """
 
     item_id: str
     text: str
     engagement: float
     timestamp: int | None = None
+    topics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +71,9 @@ class Instance:
 
     Exactly one of ``history`` (non-empty) and ``query`` describes the context:
     recommendation datasets give a history, ESCI gives a query.
-    Candidate order is the retriever's order (best first).
+    Candidates are in their stored order: since protocol 2 a seeded hash order that carries
+    no label or retrieval signal (docs/PROTOCOL.md); the retriever's score is
+    :attr:`Candidate.retrieval_score`.
     """
 
     instance_id: str
@@ -75,7 +96,7 @@ class Instance:
 
     @property
     def candidate_ids(self) -> tuple[str, ...]:
-        """Candidate item IDs in retriever order."""
+        """Candidate item IDs in stored order (not the retriever's order; see the class docstring)."""
         return tuple(c.item_id for c in self.candidates)
 
     @property
@@ -86,11 +107,16 @@ class Instance:
 
 @dataclass(frozen=True, slots=True)
 class NeedSpec:
-    """A need as a ranker sees it: its name, display title and prompt instruction."""
+    """A need as a ranker sees it: its name, display title, prompt instruction and the signals prompts show.
+
+    ``shows`` names the per-item :class:`Signal` s that prompts of this need display
+    beside each item (novelty: topics; trend: the 24 h interaction count).
+    """
 
     name: str
     title: str
     instruction: str
+    shows: tuple[Signal, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

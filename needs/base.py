@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 
 from flexbench.errors import FlexBenchError
-from flexbench.types import NeedSpec
+from flexbench.types import NeedSpec, Signal
 
 INTEREST = NeedSpec(
     name="interest",
@@ -31,6 +31,7 @@ NOVELTY = NeedSpec(
         "among items of familiar topics, and among new ones, prefer those closer to the "
         "user's interests."
     ),
+    shows=(Signal.TOPICS,),
 )
 TREND = NeedSpec(
     name="trend",
@@ -40,6 +41,7 @@ TREND = NeedSpec(
         "user and popular on the platform right now (many interactions in the past day), "
         "balancing personal relevance and current popularity equally."
     ),
+    shows=(Signal.RECENT_COUNT,),
 )
 ESCI = NeedSpec(
     name="esci",
@@ -51,7 +53,13 @@ ESCI = NeedSpec(
     ),
 )
 
-NEEDS: dict[str, NeedSpec] = {n.name: n for n in (INTEREST, NOVELTY, TREND, ESCI)}
+# Better-posed label variants of the same needs (docs/PROTOCOL.md): the same title, instruction and
+# signals, hence the same prompts; only the labels differ (built on the user's own feedback instead of
+# the retriever's similarity: needs/novelty.py, needs/trend.py).
+NOVELTY_V2 = NeedSpec(name="novelty-v2", title=NOVELTY.title, instruction=NOVELTY.instruction, shows=NOVELTY.shows)
+TREND_V2 = NeedSpec(name="trend-v2", title=TREND.title, instruction=TREND.instruction, shows=TREND.shows)
+
+NEEDS: dict[str, NeedSpec] = {n.name: n for n in (INTEREST, NOVELTY, TREND, ESCI, NOVELTY_V2, TREND_V2)}
 
 DATASET_NEEDS: dict[str, tuple[str, ...]] = {
     "kuairec": ("interest", "novelty", "trend"),
@@ -59,6 +67,14 @@ DATASET_NEEDS: dict[str, tuple[str, ...]] = {
     "esci": ("esci",),
     "mock": ("interest", "novelty", "trend"),
 }
+"""The paper's needs per dataset (what ``--needs all`` trains on)."""
+
+LABELLED_NEEDS: dict[str, tuple[str, ...]] = {
+    **DATASET_NEEDS,
+    "kuairec": (*DATASET_NEEDS["kuairec"], "novelty-v2", "trend-v2"),
+    "ml-1m": (*DATASET_NEEDS["ml-1m"], "novelty-v2", "trend-v2"),
+}
+"""Every need a prepared dataset stores labels for: the paper's needs plus the v2 label variants."""
 
 
 def get_need(name: str) -> NeedSpec:

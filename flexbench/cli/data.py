@@ -64,6 +64,8 @@ def prepare(
     history_len: Annotated[int, typer.Option("--history-len")] = 10,
     sparsity: Annotated[float, typer.Option("--sparsity", help="KuaiRec observable fraction")] = 0.1,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    filler: Annotated[str | None, typer.Option(
+        "--filler", help="ML-1M unrated fillers: popularity-matched (default) or top-retrieved (protocol 1)")] = None,
 ) -> None:
     """Build instances, candidates and need labels, and write the prepared dataset."""
     from flexbench.datasets.prepare import PrepareConfig, Timings
@@ -72,10 +74,48 @@ def prepare(
 
     if dataset == "kuairec-dense":
         dataset, variant = "kuairec", variant or "dense"
+    build = {} if filler is None else {"filler": filler}
     cfg = PrepareConfig(dataset, variant=variant or "sparse", encoder=encoder, n_train=n_train, n_valid=n_valid,
-                        n_test=n_test, k=k, history_len=history_len, sparsity=sparsity, seed=seed)
+                        n_test=n_test, k=k, history_len=history_len, sparsity=sparsity, seed=seed, build=build)
     timings = Timings()
     out = do_prepare(cfg, raw_dir, out_root if out_root is not None else prepared_dir(), timings=timings)
     typer.echo(f"prepared {out.name}: {out.meta['n_instances']} instances, needs {', '.join(out.needs)} -> "
                f"{out.root} (fingerprint {out.fingerprint[:12]}; load {timings.load:.1f}s, "
                f"embed {timings.embed:.1f}s, build {timings.build:.1f}s, write {timings.write:.1f}s)")
+
+
+@app.command()
+def audit(
+    dataset: Annotated[str, typer.Argument(help="prepared dataset: kuairec, kuairec-dense, ml-1m, esci or mock")],
+    split: Annotated[str, typer.Option("--split", help="train, valid or test")] = "test",
+    limit: Annotated[int | None, typer.Option("--limit", help="audit at most this many instances")] = None,
+) -> None:
+    """Per need: random / candidate-order / popularity / retriever / oracle NDCG@5, niche share, label density."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from flexbench.audit import audit_dataset, popularity_auc
+    from flexbench.catalog import open_dataset
+
+    data = open_dataset(dataset)
+    rows = audit_dataset(data, split, limit=limit)
+    names = list(rows[0].scores)
+    protocol = "hand-built, no protocol" if data.protocol_version is None else f"protocol {data.protocol_version}"
+    table = Table(title=f"{data.name} audit ({split}, n={rows[0].n_instances}, NDCG@5; {protocol})")
+    for col in ("need", *names, "niche share", "label density"):
+        table.add_column(col, justify="left" if col == "need" else "right")
+    for row in rows:
+        cells = ["-" if row.scores[n] is None else f"{row.scores[n]:.3f}" for n in names]
+        niche = "-" if row.niche_share is None else f"{row.niche_share:.3f}"
+        table.add_row(row.need, *cells, niche, f"{row.label_density:.3f}")
+    console = Console(soft_wrap=True, width=max(Console().width, 140))
+    console.print(table)
+    interest = next((row for row in rows if row.need == "interest"), None)
+    sparse = interest is not None and interest.label_density <= 0.9   # fillers: >= 10% zero-gain candidates
+    auc = popularity_auc(data, "interest", split) if sparse else None
+    if auc is not None:
+        console.print(f"interest: popularity AUC of labelled (gain > 0) against zero-gain candidates {auc:.3f} "
+                      f"(0.5: popularity cannot tell them apart)", highlight=False)
+    for row in rows:
+        for line in row.warnings:
+            console.print(f"{row.need}: {line}", highlight=False)

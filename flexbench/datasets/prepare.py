@@ -36,7 +36,7 @@ from flexbench.datasets.search import build_search, query_table
 from flexbench.datasets.sequential import BuildConfig, build_sequential
 from flexbench.embeddings import DEFAULT_ENCODER, embed_texts
 from flexbench.errors import FlexBenchError
-from flexbench.instances import rng_for
+from flexbench.instances import PROTOCOL_VERSION, rng_for
 from flexbench.locks import (
     clear_marker,
     dataset_lock,
@@ -48,7 +48,7 @@ from flexbench.locks import (
 from flexbench.paths import cache_dir as default_cache_dir
 from flexbench.paths import prepared_dir
 from flexbench.prepared import PreparedDataset, labels_frame, write_prepared
-from needs.base import DATASET_NEEDS
+from needs.base import LABELLED_NEEDS
 
 DATASETS = ("kuairec", "ml-1m", "esci")
 KUAIREC_COMPLETE_PLAY = 1.0
@@ -84,6 +84,10 @@ class PrepareConfig:
             raise FlexBenchError("instance counts must be >= 0 and k >= 2")
         if not 0 < self.sparsity <= 1:
             raise FlexBenchError(f"--sparsity must lie in (0, 1], got {self.sparsity}")
+        try:
+            self.build_config()
+        except (TypeError, ValueError) as err:
+            raise FlexBenchError(f"instance-construction options {self.build}: {err}") from None
 
     @property
     def name(self) -> str:
@@ -208,9 +212,9 @@ def _build_and_write(cfg: PrepareConfig, source_dir: Path, target: Path, *, cach
     t0 = time.perf_counter()
     config = {**asdict(cfg), **extra_config, "repairs": list(loaded.repairs), **extra}
     write_prepared(target, dataset=cfg.dataset, variant=cfg.variant,
-                   needs=DATASET_NEEDS[cfg.dataset], instances=instances, items=loaded.items,
+                   needs=LABELLED_NEEDS[cfg.dataset], instances=instances, items=loaded.items,
                    labels=labels_frame(labels), interactions=interactions, embeddings=item_emb,
-                   config=config, organic=loaded.organic)
+                   config=config, organic=loaded.organic, protocol_version=PROTOCOL_VERSION)
     timings.write = time.perf_counter() - t0
 
 
@@ -226,7 +230,8 @@ def _build_esci(loaded: sources.Loaded, item_emb: np.ndarray, cfg: PrepareConfig
     t0 = time.perf_counter()
     query_emb = embed_texts(list(queries["query"]), cfg.encoder, cache=emb_cache, description="queries")
     timings.embed += time.perf_counter() - t0
-    frame, labels, interactions = build_search(loaded.joined, queries, query_emb, loaded.items, item_emb, cfg.k)
+    frame, labels, interactions = build_search(loaded.joined, queries, query_emb, loaded.items, item_emb, cfg.k,
+                                                seed=cfg.seed)
     return frame, labels, interactions, {"valid_from_official_train": 0.1}
 
 
@@ -235,7 +240,8 @@ def prepare_sample(name: str, out_root: Path, *, encoder: str = DEFAULT_ENCODER,
     """Prepare the bundled sample of ``name`` (``kuairec``, ``kuairec-dense``, ``ml-1m``, ``esci``).
 
     Waits for another prepare of ``name`` and returns its result when that left
-    a finished dataset (two evaluations starting on a fresh clone prepare the sample once).
+    a finished dataset of the current protocol (two evaluations starting on a
+    fresh clone prepare the sample once).
     """
     if name not in SAMPLE_NAMES:
         raise FlexBenchError(f"no bundled sample for {name!r}; choose one of {', '.join(SAMPLE_NAMES)}")
@@ -251,11 +257,11 @@ def prepare_sample(name: str, out_root: Path, *, encoder: str = DEFAULT_ENCODER,
 
 
 def _finished(out_root: Path, name: str) -> PreparedDataset | None:
-    """The dataset ``name`` if a finished prepare left it (hold the lock)."""
+    """The dataset ``name`` if a finished prepare of the current protocol left it (hold the lock)."""
     if read_marker(out_root, name) is not None or not (out_root / name / "meta.json").exists():
         return None
     try:
         dataset = PreparedDataset(out_root / name)
     except FlexBenchError:
         return None
-    return dataset
+    return dataset if dataset.protocol_version == PROTOCOL_VERSION else None

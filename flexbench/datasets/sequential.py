@@ -5,15 +5,15 @@ time-ordered log (KuaiRec: the 10% sparse view; ML-1M: all ratings), the
 catalogue, a label matrix (KuaiRec dense watch ratios; ML-1M ratings), the
 item-topic matrix and the platform traffic for the trend need.
 :func:`build_sequential` then applies SPEC section 2: user split, history
-windows, seeded subsampling, STAR retrieval (or the ML-1M candidate rule), and
-the labels of every need.
+windows, seeded subsampling, STAR retrieval or the ML-1M candidate rule
+(:mod:`flexbench.datasets.candidates`: popularity-matched fillers), and the
+labels of every need (:data:`needs.base.LABELLED_NEEDS`).
 
-ML-1M candidate rule (a documented deviation from pure retrieval, SPEC section
-2): ratings are sparse, so the candidate set takes the user's future-rated
-items (rated at or after the anchor) that rank highest under the retriever, up
-to ``ml_future`` (10), then fills up to ``K`` with the top retrieved items the
-user never rated. Items rated before the anchor but outside the history window
-are never candidates. The K candidates are then ordered by retriever score.
+Stored per instance (protocol :data:`flexbench.instances.PROTOCOL_VERSION`):
+the candidates in the seeded hash order of :func:`flexbench.instances.storage_order`
+(no label or retrieval signal), each candidate's retriever cosine
+(``candidate_scores``) and its interactions in the 24 h before the query time
+(``candidate_recent_counts``, the trend label's count; shown in trend prompts).
 """
 
 from __future__ import annotations
@@ -23,8 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from flexbench.instances import anchor_windows, split_users, subsample
-from flexbench.retrieval import candidate_scores, query_vectors, score_chunks, top_k
+from flexbench.datasets.candidates import (
+    FillerRule,
+    future_rated_candidates,
+    popularity_bins,
+    retrieve_candidates,
+)
+from flexbench.instances import anchor_windows, permute_rows, split_users, storage_order, subsample
+from flexbench.retrieval import candidate_scores, query_vectors, score_chunks
+from needs import novelty, trend
 from needs.interest import interest_labels, rating_gains, watch_ratio_gains
 from needs.novelty import niche_mask, novelty_gains, novelty_labels
 from needs.trend import TrafficIndex, trend_gains, trend_labels
@@ -66,6 +73,14 @@ class BuildConfig:
     beta: float = 1.0
     alpha: float = 0.5
     ml_future: int = 10
+    filler: str = FillerRule.POPULARITY_MATCHED.value
+    filler_bins: int = 10
+
+    def __post_init__(self) -> None:
+        if self.filler not in {rule.value for rule in FillerRule}:
+            raise ValueError(f"filler must be one of {', '.join(r.value for r in FillerRule)}, got {self.filler!r}")
+        if self.filler_bins < 1:
+            raise ValueError(f"filler_bins must be >= 1, got {self.filler_bins}")
 
 
 def topic_matrix(topics: list[list[str]]) -> np.ndarray:
@@ -93,42 +108,41 @@ def build_sequential(src: SequentialSource, emb: np.ndarray, cfg: BuildConfig) -
     weights = np.where(hist_rows >= 0, values[np.maximum(hist_rows, 0)], 0.0)
     queries = query_vectors(hist, weights, emb, cfg.lam)
     user = users[anchor]
-    cands = _candidates(src, queries, emb, hist, user, anchor, cfg)
+    cands = _candidates(src, queries, emb, hist, user, anchor, split_of_user, cfg)
+    ids = _instance_ids(src, anchor, user)
+    cands = permute_rows(cands, storage_order(ids, src.items["item_id"].to_numpy()[cands], cfg.seed))
     sims = candidate_scores(queries, emb, cands)
     qtime = log["timestamp"].to_numpy()[anchor].astype(np.int64)
-    frame = _frame(src, anchor, hist_rows, hist, cands, user, qtime, split_of_user[user], log)
-    ids, cand_ids = list(frame["instance_id"]), list(frame["candidate_ids"])
+    counts = src.traffic.counts(cands, qtime)
+    frame = _frame(src, ids, hist_rows, hist, cands, user, qtime, split_of_user[user], log, sims, counts)
+    cand_ids = list(frame["candidate_ids"])
     raw = src.labels[user[:, None], cands]
     interest = watch_ratio_gains(src.labels, user, cands) if src.label_kind == "watch_ratio" else rating_gains(raw)
+    niche = niche_mask(src.item_topics, hist, cands)
     labels = interest_labels(ids, cand_ids, interest)
-    labels += novelty_labels(ids, cand_ids, novelty_gains(sims, niche_mask(src.item_topics, hist, cands), cfg.beta))
-    labels += trend_labels(ids, cand_ids, trend_gains(sims, src.traffic.counts(cands, qtime), cfg.alpha))
+    labels += novelty_labels(ids, cand_ids, novelty_gains(sims, niche, cfg.beta))
+    labels += novelty_labels(ids, cand_ids, novelty_gains(interest, niche, cfg.beta), novelty.NAME_V2)
+    labels += trend_labels(ids, cand_ids, trend_gains(sims, counts, cfg.alpha))
+    labels += trend_labels(ids, cand_ids, trend_gains(interest, counts, cfg.alpha), trend.NAME_V2)
     return frame, labels
 
 
 def _candidates(src: SequentialSource, queries: np.ndarray, emb: np.ndarray, hist: np.ndarray, user: np.ndarray,
-                anchor: np.ndarray, cfg: BuildConfig) -> np.ndarray:
-    cands = np.empty((len(queries), cfg.k), dtype=np.int64)
+                anchor: np.ndarray, split_of_user: np.ndarray, cfg: BuildConfig) -> np.ndarray:
+    """``[N, K]`` candidate item indices in retriever order (:mod:`flexbench.datasets.candidates`)."""
     if src.candidate_rule == "retrieve":
-        for start, scores in score_chunks(queries, emb):
-            cands[start:start + len(scores)] = top_k(scores, cfg.k, hist[start:start + len(scores)])
-        return cands
+        return retrieve_candidates(queries, emb, hist, cfg.k)
     position = _rating_positions(src)                       # [n_users, n_items], -1 = never rated
-    anchor_pos = anchor - np.searchsorted(src.log["user"].to_numpy(), user)
+    log_users = src.log["user"].to_numpy()
+    anchor_pos = anchor - np.searchsorted(log_users, user)
+    train_rows = split_of_user[log_users] == "train"
+    popularity = np.bincount(src.log["item"].to_numpy()[train_rows], minlength=len(src.items))
+    bins = popularity_bins(popularity, cfg.filler_bins)
+    cands = np.empty((len(queries), cfg.k), dtype=np.int64)
     for start, scores in score_chunks(queries, emb):
         rows = slice(start, start + len(scores))
-        s = scores.astype(np.float64)
-        pos = position[user[rows]]
-        future = top_k(np.where(pos >= anchor_pos[rows, None], s, -np.inf), cfg.ml_future, None)
-        n_future = np.isfinite(np.take_along_axis(np.where(pos >= anchor_pos[rows, None], s, -np.inf),
-                                                  future, axis=1)).sum(axis=1)
-        fill = top_k(np.where(pos < 0, s, -np.inf), cfg.k, None)
-        keep = np.hstack([np.arange(cfg.ml_future)[None, :] < n_future[:, None],
-                          np.arange(cfg.k)[None, :] < (cfg.k - n_future)[:, None]])
-        both = np.hstack([future, fill])
-        score = np.where(keep, np.take_along_axis(s, both, axis=1), -np.inf)
-        order = np.lexsort((both, -score), axis=-1)[:, :cfg.k]
-        cands[rows] = np.take_along_axis(both, order, axis=1)
+        cands[rows] = future_rated_candidates(scores, position[user[rows]], anchor_pos[rows], cfg.k,
+                                              cfg.ml_future, FillerRule(cfg.filler), bins)
     return cands
 
 
@@ -141,22 +155,30 @@ def _rating_positions(src: SequentialSource) -> np.ndarray:
     return out
 
 
-def _frame(src: SequentialSource, anchor: np.ndarray, hist_rows: np.ndarray, hist: np.ndarray, cands: np.ndarray,
-           user: np.ndarray, qtime: np.ndarray, split: np.ndarray, log: pd.DataFrame) -> pd.DataFrame:
-    ids = src.items["item_id"].to_numpy()
+def _instance_ids(src: SequentialSource, anchor: np.ndarray, user: np.ndarray) -> list[str]:
+    """``<dataset>-<user id>-<anchor position in the user's log>``."""
+    pos = anchor - np.searchsorted(src.log["user"].to_numpy(), user)
+    return [f"{src.dataset}-{src.user_ids[u]}-{p}" for u, p in zip(user, pos, strict=True)]
+
+
+def _frame(src: SequentialSource, ids: list[str], hist_rows: np.ndarray, hist: np.ndarray, cands: np.ndarray,
+           user: np.ndarray, qtime: np.ndarray, split: np.ndarray, log: pd.DataFrame, sims: np.ndarray,
+           counts: np.ndarray) -> pd.DataFrame:
+    item_ids = src.items["item_id"].to_numpy()
     vals = log["value"].to_numpy(dtype=np.float64)
     stamps = log["timestamp"].to_numpy().astype(np.int64)
-    pos = anchor - np.searchsorted(log["user"].to_numpy(), user)
     rows = [r[r >= 0] for r in hist_rows]
     frame = pd.DataFrame({
-        "instance_id": [f"{src.dataset}-{src.user_ids[u]}-{p}" for u, p in zip(user, pos, strict=True)],
+        "instance_id": ids,
         "split": split.astype(str),
         "user_id": [str(src.user_ids[u]) for u in user],
         "query": pd.Series([None] * len(user), dtype=object),
         "query_time": pd.array(qtime, dtype="Int64"),
-        "history_item_ids": [list(ids[h[h >= 0]]) for h in hist],
+        "history_item_ids": [list(item_ids[h[h >= 0]]) for h in hist],
         "history_engagement": [vals[r].tolist() for r in rows],
         "history_timestamps": [stamps[r].tolist() for r in rows],
-        "candidate_ids": [list(ids[c]) for c in cands],
+        "candidate_ids": [list(item_ids[c]) for c in cands],
+        "candidate_scores": [row.tolist() for row in sims.astype(np.float64)],
+        "candidate_recent_counts": [row.tolist() for row in counts.astype(np.int64)],
     })
     return frame  # subsample() orders anchors train, valid, test

@@ -25,6 +25,11 @@ list, see :mod:`flexbench.llm.parsing`), and its system line allows the
 reasoning. :data:`PROMPT_VERSION` names the prompt text; runs record it with the
 mode so results of different prompts are never mixed.
 
+Need signals (:attr:`~flexbench.types.NeedSpec.shows`, docs/PROTOCOL.md): Explore New
+Topics prompts add ``topics: ...`` to every history and candidate line, Trend Promotion
+prompts add ``interactions in the past 24 h: N`` to every candidate line (the count the
+trend label uses, stored at prepare time).
+
 Candidates are shown in a seeded random order: candidate ``c`` of instance ``x`` is
 sorted by ``sha256(seed, x.instance_id, c)``, which is stable across Python and
 NumPy versions and independent of the retriever order. Labels come from
@@ -50,10 +55,11 @@ from typing import Any
 
 from flexbench.llm.control_tokens import break_control_tokens, control_tokens
 from flexbench.llm.labels import FINAL_MARKER, PromptMode, format_label, label_map, neutralize, prompt_mode_of
-from flexbench.types import Instance, NeedSpec
+from flexbench.types import Candidate, Instance, NeedSpec, Signal
 
 # 1: labels only (issue 5). 2: prompt modes (the ``ids`` text unchanged, ``reason`` added).
-PROMPT_VERSION = 2
+# 3: need signals (topics in novelty prompts, 24 h counts in trend prompts; issue 14).
+PROMPT_VERSION = 3
 DEFAULT_SYSTEM = ("You are a recommender system. You rank a closed set of candidate items "
                   "for a user's stated need and answer only with candidate IDs.")
 REASON_SYSTEM = ("You are a recommender system. You rank a closed set of candidate items "
@@ -93,11 +99,38 @@ def clean_text(text: str, max_chars: int, forbidden: Collection[str] = ()) -> st
     return line if len(line) <= max_chars else line[: max_chars - 1].rstrip() + "…"
 
 
-def _context_block(instance: Instance, max_chars: int, max_history: int | None) -> str:
+def _topics_note(topics: Sequence[str], max_chars: int) -> str:
+    """``topics: Action, Drama`` (numeric tags as ``topic 27``), ``topics: none`` without topics."""
+    names = [f"topic {t}" if t.isdigit() else t for t in topics]
+    return f"topics: {clean_text(', '.join(names), max_chars)}" if names else "topics: none"
+
+
+def _candidate_line(candidate: Candidate, label: str, need: NeedSpec, max_chars: int) -> str:
+    """``[label] <text>`` plus the signals the need shows (:attr:`~flexbench.types.NeedSpec.shows`)."""
+    notes = []
+    if Signal.TOPICS in need.shows:
+        notes.append(_topics_note(candidate.topics, max_chars))
+    if Signal.RECENT_COUNT in need.shows and candidate.recent_count is not None:
+        notes.append(f"interactions in the past 24 h: {candidate.recent_count}")
+    tail = f" ({'; '.join(notes)})" if notes else ""
+    return f"{format_label(label)} {clean_text(candidate.text, max_chars)}{tail}"
+
+
+def _candidates_head(instance: Instance, need: NeedSpec) -> str:
+    head = "Candidates (each has an ID in square brackets"
+    if Signal.RECENT_COUNT in need.shows and any(c.recent_count is not None for c in instance.candidates):
+        head += "; \"interactions in the past 24 h\" counts all users' interactions with the item in the day before now"
+    return head + "):"
+
+
+def _context_block(instance: Instance, max_chars: int, max_history: int | None,
+                   need: NeedSpec | None = None) -> str:
     if instance.query is not None and not instance.history:
         return f"Shopping query: \"{clean_text(instance.query, max_chars)}\""
     history = instance.history if max_history is None else instance.history[-max_history:]
-    lines = [f"- {clean_text(h.text, max_chars)} (engagement {h.engagement:.2f})" for h in history]
+    topics = need is not None and Signal.TOPICS in need.shows
+    lines = [f"- {clean_text(h.text, max_chars)} (engagement {h.engagement:.2f}"
+             + (f"; {_topics_note(h.topics, max_chars)})" if topics else ")") for h in history]
     head = "The user's recent history, oldest first, with engagement (higher = liked more):"
     block = "\n".join([head, *lines])
     if instance.query is not None:
@@ -137,13 +170,13 @@ def build_messages(instance: Instance, need: NeedSpec, *, seed: int, max_item_ch
     shown = shown_order(instance, seed)
     label_of = label_map(instance.candidate_ids)
     labels = tuple(label_of[item] for item in shown)
-    text_of = {c.item_id: c.text for c in instance.candidates}
-    candidates = "\n".join(f"{format_label(label)} {clean_text(text_of[item], max_item_chars)}"
+    by_id = {c.item_id: c for c in instance.candidates}
+    candidates = "\n".join(_candidate_line(by_id[item], label, need, max_item_chars)
                            for item, label in zip(shown, labels, strict=True))
     user = "\n\n".join([
         f"Task: {need.title}. {need.instruction}",
-        _context_block(instance, max_item_chars, max_history),
-        f"Candidates (each has an ID in square brackets):\n{candidates}",
+        _context_block(instance, max_item_chars, max_history, need),
+        f"{_candidates_head(instance, need)}\n{candidates}",
         _answer_format(labels, mode),
     ])
     user = break_control_tokens(user, forbidden)

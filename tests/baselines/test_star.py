@@ -1,16 +1,18 @@
-"""STAR: a hand-computed case, the l / train-split rules, determinism, and a win over random."""
+"""STAR: a hand-computed case, the l / train-split rules, query datasets, determinism, a win over random."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from baseline_fixtures import expected_random_ndcg10, history_instance, mean_ndcg10, query_instance
 
-from baselines.star import STARConfig, STARRanker, build_scorer
+from baselines.star import QuerySTARScorer, STARConfig, STARRanker, build_scorer
+from flexbench.embeddings import HashingEncoder
 from flexbench.errors import FlexBenchError
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
-from needs.base import INTEREST
+from needs.base import ESCI, INTEREST
 
 # Embeddings (unit norm): cos_sem(C, A) = 0.6, (C, D) = 0.96, (C, B) = 0.8, (B, D) = 0.6, (E, B) = 1.
 EMB = {"A": (1.0, 0.0), "B": (0.0, 1.0), "C": (0.6, 0.8), "D": (0.8, 0.6), "E": (0.0, 1.0)}
@@ -62,9 +64,26 @@ def test_ties_broken_by_item_id(tiny_dataset) -> None:
     assert STARRanker(RankerContext(ds)).rank(ds.instances(), INTEREST)[0].item_ids == ("B", "E")
 
 
-def test_query_datasets_and_bad_options_are_refused(tiny_dataset) -> None:
+def test_query_star_is_the_query_product_cosine(tiny_dataset, tmp_path) -> None:
+    """ESCI: no history, no collaborative term: score(c) = <e_c, e_q> with the dataset's encoder."""
+    texts = {"A": "red running shoes nike", "B": "blue coffee maker", "C": "red shoes", "D": "running socks"}
+    enc = HashingEncoder()
+    emb = dict(zip(texts, enc.encode(list(texts.values())).tolist(), strict=True))
+    ds = tiny_dataset(emb, [], [query_instance("q", ["B", "D", "A", "C"])], config={"encoder": "hash"})
+    [instance] = ds.instances()
+    ranker = STARRanker(RankerContext(ds, cache_dir=tmp_path))
+    query = enc.encode(["red running shoes"])[0]
+    expected = {c: float(np.dot(emb[c], query)) for c in texts}
+    np.testing.assert_allclose(ranker.scorer.scores([instance])[0], [expected[c] for c in instance.candidate_ids],
+                               atol=1e-6)
+    ranking = ranker.rank([instance], ESCI)[0].item_ids
+    assert ranking == tuple(sorted(texts, key=lambda c: (-expected[c], c))) and ranking[-1] == "B"
+    assert isinstance(ranker.scorer, QuerySTARScorer)
+
+
+def test_query_datasets_without_encoder_and_bad_options_are_refused(tiny_dataset) -> None:
     ds = tiny_dataset(EMB, INTERACTIONS, [query_instance("q", ["A", "B"])])
-    with pytest.raises(RankerUnavailable, match="query"):
+    with pytest.raises(RankerUnavailable, match="query dataset"):
         STARRanker(RankerContext(ds))
     with pytest.raises(FlexBenchError, match="decay"):
         STARConfig(decay=0.0)

@@ -8,10 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flexbench.audit import ORDER_TOLERANCE, audit_dataset, popularity_auc
 from flexbench.datasets.prepare import PrepareConfig, prepare
 from flexbench.errors import FlexBenchError
-from flexbench.instances import anchor_windows, sparsify, split_users, subsample
+from flexbench.instances import (
+    PROTOCOL_VERSION,
+    anchor_windows,
+    sparsify,
+    split_users,
+    storage_key,
+    subsample,
+)
 from flexbench.prepared import PreparedDataset
+from needs.novelty import novelty_gains
+from needs.trend import trend_gains
 
 
 def test_split_users_is_seeded_80_10_10() -> None:
@@ -75,7 +85,7 @@ def test_sequential_invariants(prepared: dict[str, PreparedDataset], name: str) 
         assert x.k == 30 and 3 <= len(x.history) <= 10
         assert [h.timestamp for h in x.history] == sorted(h.timestamp for h in x.history)
         assert x.history[-1].timestamp <= x.query_time
-    assert set(ds.needs) == {"interest", "novelty", "trend"}
+    assert ds.needs == ("interest", "novelty", "trend", "novelty-v2", "trend-v2")
     for need in ds.needs:
         labels = ds.labels(need)
         assert len(labels) == len(frame) and all(len(lab.gains) == 30 for lab in labels.values())
@@ -123,3 +133,57 @@ def test_config_validation() -> None:
         PrepareConfig("ml-1m", variant="dense")
     with pytest.raises(FlexBenchError, match="unknown dataset"):
         PrepareConfig("netflix")
+
+
+def test_stored_order_is_the_seeded_hash_order(prepared: dict[str, PreparedDataset]) -> None:
+    for name in ("kuairec", "ml-1m", "esci"):
+        ds = prepared[name]
+        assert ds.protocol_version == PROTOCOL_VERSION and ds.meta["protocol_version"] == PROTOCOL_VERSION
+        for x in ds.instances():
+            assert list(x.candidate_ids) == sorted(x.candidate_ids, key=lambda c, i=x.instance_id: (
+                storage_key(0, i, c), c))
+            assert all(c.retrieval_score is not None for c in x.candidates)
+
+
+def test_labels_follow_from_the_stored_per_candidate_signals(prepared: dict[str, PreparedDataset]) -> None:
+    """Scores, 24 h counts and topics are aligned with the candidates: the labels recompute from them."""
+    for name in ("kuairec", "ml-1m"):
+        ds = prepared[name]
+        labels = {need: ds.labels(need) for need in ds.needs}
+        for x in ds.instances()[::7]:
+            sims = np.array([[c.retrieval_score for c in x.candidates]])
+            counts = np.array([[c.recent_count for c in x.candidates]])
+            seen = {t for h in x.history for t in h.topics}
+            niche = np.array([[bool(c.topics) and not set(c.topics) & seen for c in x.candidates]])
+            interest = np.array([labels["interest"][x.instance_id].gains])
+            expected = {"novelty": novelty_gains(sims, niche), "novelty-v2": novelty_gains(interest, niche),
+                        "trend": trend_gains(sims, counts), "trend-v2": trend_gains(interest, counts)}
+            for need, gains in expected.items():
+                np.testing.assert_allclose(labels[need][x.instance_id].gains, gains[0], atol=1e-9)
+
+
+def test_ml1m_recent_counts_are_every_rating_in_the_24h_before_the_query(prepared: dict[str, PreparedDataset]) -> None:
+    ds = prepared["ml-1m"]
+    ratings = ds.interactions(None)
+    stamps = ratings["timestamp"].to_numpy(dtype=np.int64)
+    for x in ds.instances("test")[:20]:
+        window = ratings[(stamps >= x.query_time - 86_400) & (stamps < x.query_time)]["item_id"].value_counts()
+        assert [c.recent_count for c in x.candidates] == [int(window.get(c.item_id, 0)) for c in x.candidates]
+
+
+def test_audit_canary_and_no_trivial_ranker_near_the_oracle(prepared: dict[str, PreparedDataset]) -> None:
+    for name in ("kuairec", "ml-1m", "esci"):
+        for row in audit_dataset(prepared[name], "train"):
+            assert abs(row.scores["candidate-order"] - row.scores["random"]) <= ORDER_TOLERANCE, (name, row)
+            assert not [w for w in row.warnings if w.startswith("WARNING")], (name, row.warnings)
+
+
+def test_popularity_matched_fillers_are_as_popular_as_rated_items(prepared: dict[str, PreparedDataset],
+                                                                  tmp_path: Path) -> None:
+    """On the sample raters prefer popular movies: top-retrieved fillers are told apart by popularity."""
+    legacy = prepare(PrepareConfig("ml-1m", encoder="hash", n_train=300, n_valid=60, n_test=60,
+                                   build={"filler": "top-retrieved"}), None, tmp_path, cache=tmp_path / "emb")
+    matched = popularity_auc(prepared["ml-1m"], "interest", "train")
+    old = popularity_auc(legacy, "interest", "train")
+    assert matched is not None and old is not None
+    assert abs(matched - 0.5) < 0.05 and old > 0.65, (matched, old)

@@ -29,3 +29,34 @@ def test_open_dataset_auto_prepares_every_sample_with_minilm(tmp_path: Path, dat
         assert emb.shape == (len(ids), 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
         assert ds.instances("test")
     assert list((data_root / "cache" / "embeddings").glob("all-MiniLM-L6-v2-*.npy"))
+
+
+def test_open_dataset_reprepares_stale_samples_and_refuses_stale_real_data(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from flexbench import catalog
+    from flexbench.datasets import prepare as prepare_module
+    from flexbench.instances import PROTOCOL_VERSION
+    from flexbench.prepared import DatasetNotPrepared
+
+    ds = prepare_sample("esci", tmp_path, encoder="hash", cache=tmp_path / "emb")
+    assert ds.protocol_version == PROTOCOL_VERSION
+    assert catalog.open_dataset("esci", tmp_path).fingerprint == ds.fingerprint
+    meta = json.loads((ds.root / "meta.json").read_text())
+    (ds.root / "meta.json").write_text(json.dumps({**meta, "protocol_version": None}))   # as protocol 1 wrote it
+    calls = []
+    monkeypatch.setattr(prepare_module, "prepare_sample", lambda name, out_root: calls.append(name) or ds)
+    assert catalog.open_dataset("esci", tmp_path) is ds and calls == ["esci"]
+    (ds.root / "meta.json").write_text(json.dumps({**meta, "protocol_version": None,
+                                                   "config": {**meta["config"], "sample": False}}))
+    with pytest.raises(DatasetNotPrepared, match="protocol 1"):
+        catalog.open_dataset("esci", tmp_path)
+
+
+def test_protocol_version_is_part_of_the_fingerprint(tmp_path: Path) -> None:
+    from flexbench.prepared import _fingerprint
+
+    ds = prepare_sample("esci", tmp_path, encoder="hash", cache=tmp_path / "emb")
+    assert _fingerprint(ds.root, ds.protocol_version) == ds.fingerprint
+    assert _fingerprint(ds.root, 1) != ds.fingerprint != _fingerprint(ds.root, None)

@@ -78,3 +78,28 @@ def test_parameter_validation() -> None:
         novelty_gains(np.zeros((1, 2)), np.zeros((1, 2), bool), beta=-1)
     with pytest.raises(ValueError):
         trend_gains(np.zeros((1, 2)), np.zeros((1, 2)), alpha=2)
+
+
+def test_v2_needs_take_the_interest_gain_as_relevance() -> None:
+    interest = np.array([[0.0, 31.0, 7.0, 1.0]])      # ML-1M 2^r - 1: unrated, 5, 3, 1 -> minmax 0, 1, 7/31, 1/31
+    niche = np.array([[True, False, True, False]])
+    lab = novelty_labels(["i"], [("a", "b", "c", "d")], novelty_gains(interest, niche), need="novelty-v2")[0]
+    assert lab.need == "novelty-v2"
+    np.testing.assert_allclose(lab.gains, [0.0, 1.0, 2 * 7 / 31, 1 / 31])
+    counts = np.array([[4, 0, 2, 0]])                  # minmax 1, 0, .5, 0
+    lab = trend_labels(["i"], [("a", "b", "c", "d")], trend_gains(interest, counts), need="trend-v2")[0]
+    np.testing.assert_allclose(lab.gains, [0.5, 0.5, 0.5 * 7 / 31 + 0.25, 0.5 / 31])
+    with pytest.raises(ValueError, match="novelty"):
+        novelty_labels(["i"], [("a",)], np.zeros((1, 1)), need="trend")
+    with pytest.raises(ValueError, match="trend"):
+        trend_labels(["i"], [("a",)], np.zeros((1, 1)), need="novelty-v2")
+
+
+def test_v2_needs_prompt_like_the_paper_needs() -> None:
+    from needs.base import DATASET_NEEDS, LABELLED_NEEDS, NEEDS
+
+    for paper, v2 in (("novelty", "novelty-v2"), ("trend", "trend-v2")):
+        a, b = NEEDS[paper], NEEDS[v2]
+        assert (a.title, a.instruction, a.shows) == (b.title, b.instruction, b.shows)
+    assert LABELLED_NEEDS["ml-1m"] == (*DATASET_NEEDS["ml-1m"], "novelty-v2", "trend-v2")
+    assert LABELLED_NEEDS["esci"] == DATASET_NEEDS["esci"] == ("esci",)

@@ -47,6 +47,8 @@ class WorldConfig:
     state_pop_power: float = 0.0
     noise_pop_power: float = 0.5
     engagement: tuple[float, float, float, float] = (1.1, 0.9, 0.4, 0.5)
+    topic_weights: tuple[float, ...] | None = None
+    p_second: float = 0.3
 
     def __post_init__(self) -> None:
         if min(self.n_users, self.n_items, self.n_topics) < 1:
@@ -55,6 +57,11 @@ class WorldConfig:
             raise ValueError(f"n_items ({self.n_items}) must be at least 4 * n_topics ({self.n_topics})")
         if not 0 <= self.p_successor + self.p_state <= 1:
             raise ValueError("p_successor + p_state must lie in [0, 1]")
+        if self.topic_weights is not None and (len(self.topic_weights) != self.n_topics
+                                               or min(self.topic_weights) <= 0):
+            raise ValueError(f"topic_weights must hold {self.n_topics} positive weights")
+        if not 0 <= self.p_second <= 1:
+            raise ValueError(f"p_second must lie in [0, 1], got {self.p_second}")
 
 
 @dataclass(frozen=True)
@@ -86,9 +93,7 @@ def make_world(cfg: WorldConfig) -> World:
     """Draw a world from ``cfg`` (deterministic for ``cfg.seed``)."""
     rng = np.random.default_rng([cfg.seed, 101])
     n, t = cfg.n_items, cfg.n_topics
-    topic = np.concatenate([np.arange(t), rng.integers(0, t, n - t)])
-    rng.shuffle(topic)
-    second = np.where(rng.random(n) < 0.3, (topic + rng.integers(1, t, n)) % t, -1)
+    topic, second = _topics(cfg, rng)
     ranks = rng.permutation(n) + 1
     popularity = 1.0 / ranks ** cfg.pop_exponent
     popularity /= popularity.sum()
@@ -103,6 +108,29 @@ def make_world(cfg: WorldConfig) -> World:
         successors[i] = (*pick, rng.choice(nxt))
     taste = rng.dirichlet(np.full(t, cfg.taste_concentration), cfg.n_users)
     return World(cfg, topic, second, popularity, quality, successors, taste)
+
+
+def _topics(cfg: WorldConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Primary topic (every topic at least once) and secondary topic (-1: none) of each item.
+
+    Without ``topic_weights`` topics are uniform and a second topic (any other) comes with
+    probability ``p_second``; with weights both follow the weights (the second one
+    renormalised without the primary), as genres do in MovieLens.
+    """
+    n, t = cfg.n_items, cfg.n_topics
+    if cfg.topic_weights is None:
+        topic = np.concatenate([np.arange(t), rng.integers(0, t, n - t)])
+        rng.shuffle(topic)
+        return topic, np.where(rng.random(n) < cfg.p_second, (topic + rng.integers(1, t, n)) % t, -1)
+    w = np.asarray(cfg.topic_weights, dtype=np.float64)
+    topic = np.concatenate([np.arange(t), rng.choice(t, n - t, p=w / w.sum())])
+    rng.shuffle(topic)
+    has_second = rng.random(n) < cfg.p_second
+    second = np.full(n, -1, dtype=np.int64)
+    for i in np.flatnonzero(has_second):
+        other = np.where(np.arange(t) == topic[i], 0.0, w)
+        second[i] = rng.choice(t, p=other / other.sum())
+    return topic, second
 
 
 def _norm(p: np.ndarray) -> np.ndarray:
