@@ -85,35 +85,56 @@ def _retriever_rankings(instances: Sequence[Instance]) -> list[tuple[str, ...]] 
 
 def _ranker_rankings(dataset: PreparedDataset, name: str, instances: Sequence[Instance], need: str,
                      seed: int) -> list[tuple[str, ...]] | None:
-    """Rankings of registered ranker ``name`` (``oracle``: the oracle of ``need``), ``None`` if unavailable."""
+    """Rankings of registered ranker ``name``, ``None`` where it cannot run on ``dataset``."""
     from needs.base import get_need
-    from needs.oracle import OracleRanker
 
     try:
-        ranker = (OracleRanker(RankerContext(dataset, seed=seed, options={"oracle_need": need})) if name == "oracle"
-                  else build_ranker(name, RankerContext(dataset, seed=seed)))
+        ranker = build_ranker(name, RankerContext(dataset, seed=seed))
     except RankerUnavailable:
         return None
     return [r.item_ids for r in ranker.rank(instances, get_need(need))]
 
 
+def _oracle_rankings(labels: Sequence[NeedLabels]) -> list[tuple[str, ...]]:
+    """The need's own oracle (:mod:`needs.oracle`): candidates by ``(-gain, item_id)``."""
+    out = []
+    for lab in labels:
+        order = np.lexsort((np.asarray(lab.candidate_ids, dtype=str), -np.asarray(lab.gains, dtype=np.float64)))
+        out.append(tuple(lab.candidate_ids[i] for i in order))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What every need's audit of the same instances shares (need-agnostic rankings, niche share)."""
+
+    popularity: list[tuple[str, ...]] | None
+    retriever: list[tuple[str, ...]] | None
+    niche_share: float | None
+
+
+def _shared(dataset: PreparedDataset, instances: Sequence[Instance], seed: int) -> _Shared:
+    need = dataset.needs[0]  # popularity ignores the need
+    return _Shared(_ranker_rankings(dataset, "popularity", instances, need, seed), _retriever_rankings(instances),
+                   niche_share(dataset, instances))
+
+
 def audit_need(dataset: PreparedDataset, need: str, instances: Sequence[Instance], *,
-               seed: int = 0) -> AuditRow:
-    """The :class:`AuditRow` of ``need`` over ``instances``."""
+               split: Split | str | None = None, seed: int = 0, shared: _Shared | None = None) -> AuditRow:
+    """The :class:`AuditRow` of ``need`` over ``instances`` (labels read for ``split`` when given)."""
     from baselines.scoring import expected_random_ndcg
 
-    by_id = dataset.labels(need)
+    shared = shared or _shared(dataset, instances, seed)
+    by_id = dataset.labels(need, split)
     labels = [by_id[x.instance_id] for x in instances]
     scores: dict[str, float | None] = {"random": expected_random_ndcg(labels, k=5)}
     scores["candidate-order"] = _ndcg5([x.candidate_ids for x in instances], labels)
-    for name in ("popularity", "retriever", "oracle"):
-        ranked = (_retriever_rankings(instances) if name == "retriever"
-                  else _ranker_rankings(dataset, name, instances, need, seed))
+    for name, ranked in (("popularity", shared.popularity), ("retriever", shared.retriever)):
         scores[name] = None if ranked is None else _ndcg5(ranked, labels)
+    scores["oracle"] = _ndcg5(_oracle_rankings(labels), labels)
     gains = np.concatenate([np.asarray(lab.gains, dtype=np.float64) for lab in labels]) if labels else np.zeros(0)
     density = float((gains > 0).mean()) if len(gains) else 0.0
-    return AuditRow(need, len(instances), scores, niche_share(dataset, instances), density,
-                    tuple(row_warnings(scores)))
+    return AuditRow(need, len(instances), scores, shared.niche_share, density, tuple(row_warnings(scores)))
 
 
 def row_warnings(scores: dict[str, float | None]) -> list[str]:
@@ -143,7 +164,8 @@ def audit_dataset(dataset: PreparedDataset, split: Split | str = Split.TEST, *, 
         from flexbench.errors import FlexBenchError
 
         raise FlexBenchError(f"dataset {dataset.name!r} has no {Split(split).value!r} instances to audit")
-    return [audit_need(dataset, need, instances, seed=seed) for need in dataset.needs]
+    shared = _shared(dataset, instances, seed)
+    return [audit_need(dataset, need, instances, split=split, seed=seed, shared=shared) for need in dataset.needs]
 
 
 def popularity_auc(dataset: PreparedDataset, need: str = "interest", split: Split | str = Split.TEST) -> float | None:
