@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from flexbench.errors import FlexBenchError
+from flexbench.llm.labels import PromptMode
 from flexbench.options import parse_options, suggest
 
 PRESET_DIR = Path(__file__).with_name("presets")
@@ -96,6 +97,8 @@ class TrainConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     constrained: bool = True  # CPU default: small models rarely emit a parseable list when sampling
+    prompt_mode: PromptMode = PromptMode.IDS  # reason: a short rationale, then 'Final ranking:' and the list
+    prompt_item_chars: int = 300  # characters of item text shown per candidate and history item
     lr: float = 1e-6
     weight_decay: float = 0.0
     warmup_steps: int = 0
@@ -145,6 +148,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _set(self, "precision", Precision(self.precision))
         _set(self, "engine", RolloutEngine(self.engine))
+        _set(self, "prompt_mode", PromptMode(self.prompt_mode))
+        if self.prompt_item_chars < 20:
+            raise FlexBenchError("train option prompt_item_chars must be >= 20 (shorter cannot show an item)")
+        if self.constrained and self.prompt_mode is PromptMode.REASON:
+            raise FlexBenchError("prompt_mode=reason needs free decoding: constrained rollouts leave no room for a "
+                                 "rationale (--set constrained=false)")
         _set(self, "sharding", Sharding(self.sharding))
         _set(self, "optimizer", OptimizerKind(self.optimizer))
         _set(self, "lora_targets", tuple(self.lora_targets))
@@ -197,6 +206,12 @@ class TrainConfig:
             raise FlexBenchError("sft_warmup_steps must be >= 0 or null (the method's default)")
 
     @property
+    def prompt_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`flexbench.llm.prompts.build_prompt` for training, validation and the
+        trained ranker (the same prompt everywhere)."""
+        return {"mode": self.prompt_mode, "max_item_chars": self.prompt_item_chars}
+
+    @property
     def rollouts_per_step(self) -> int:
         """Rollouts sampled per RL step: ``prompts_per_step * group_size``."""
         return self.prompts_per_step * self.group_size
@@ -205,6 +220,7 @@ class TrainConfig:
         """JSON-ready mapping of every field (for ``run.json`` and provenance)."""
         out = dataclasses.asdict(self)
         out["precision"], out["engine"] = self.precision.value, self.engine.value
+        out["prompt_mode"] = self.prompt_mode.value
         out["sharding"], out["optimizer"] = self.sharding.value, self.optimizer.value
         out["uncertainty_clip"], out["lora_targets"] = list(self.uncertainty_clip), list(self.lora_targets)
         return out

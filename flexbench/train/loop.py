@@ -243,7 +243,8 @@ class PolicyTrainer:
 
     def _sft_step(self) -> dict[str, Any]:
         tasks, position = self._draw(self.cfg.sft_batch_size)
-        examples = task_examples(tasks, self.tokenizer, seed=self.cfg.seed)
+        examples = task_examples(tasks, self.tokenizer, seed=self.cfg.seed,
+                                  prompt_options=self.cfg.prompt_options)
         self.model.train()
         loss = sft_step(self.model, examples, pad_id=self.pad_id, micro_batch_size=self.cfg.micro_batch_size,
                         backward=self.acc.backward)

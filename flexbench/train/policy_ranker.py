@@ -36,8 +36,10 @@ class PolicyRanker:
     """Greedy ranking with a causal LM through a generation backend."""
 
     def __init__(self, name: str, backend: Any, tokenizer: Any, *, max_new_tokens: int = 256,
-                 constrained: bool = False, seed: int = 0, extra: Mapping[str, Any] | None = None) -> None:
+                 constrained: bool = False, seed: int = 0, extra: Mapping[str, Any] | None = None,
+                 prompt_options: Mapping[str, Any] | None = None) -> None:
         self.name = name
+        self.prompt_options = dict(prompt_options or {})  # build_prompt(**...): mode, max_item_chars
         self.backend, self.tokenizer = backend, tokenizer
         self.max_new_tokens, self.constrained, self.seed = max_new_tokens, constrained, seed
         self.extra = dict(extra or {})
@@ -50,14 +52,15 @@ class PolicyRanker:
 
         if not instances:
             return []
-        prompts = [build_prompt(x, need, seed=self.seed, tokenizer=self.tokenizer) for x in instances]
+        prompts = [build_prompt(x, need, seed=self.seed, tokenizer=self.tokenizer, **self.prompt_options)
+                   for x in instances]
         params = SamplingParams(max_new_tokens=self.max_new_tokens, temperature=0.0, n=1, seed=self.seed)
         shown = [p.shown_ids for p in prompts] if self.constrained else None
         outputs = self.backend.generate([p.text for p in prompts], params, candidate_ids=shown)
         rankings = []
         for x, prompt, gens in zip(instances, prompts, outputs, strict=True):
             text = gens[0].text
-            parsed = parse_ranking(text, x.candidate_ids)
+            parsed = parse_ranking(text, x.candidate_ids, mode=prompt.mode)
             rankings.append(Ranking(instance_id=x.instance_id, item_ids=parsed.emitted_ids, raw_output=text,
                                     parsed=parsed.parsed, prompt=prompt.text, extra=dict(self.extra)))
         return rankings
@@ -155,8 +158,15 @@ class TrainedPolicyRanker(RankerBase):
         saved = _saved_provenance(out_dir)
         backend = TransformersBackend(model, tokenizer, batch_size=self.batch_size)
         return PolicyRanker(self.name, backend, tokenizer, max_new_tokens=self.max_new_tokens,
-                            constrained=self.constrained, seed=self.seed,
+                            constrained=self.constrained, seed=self.seed, prompt_options=prompt_options_of(out_dir),
                             extra={"train_need": saved["train_need"], "checkpoint": saved["checkpoint"]})
+
+
+def prompt_options_of(out_dir: Path) -> dict[str, Any]:
+    """The prompt a policy was trained with (``run.json`` config: ``prompt_mode``, ``prompt_item_chars``), so it
+    is evaluated on the same prompt; runs from before these options used the defaults."""
+    config = read_run(out_dir).get("config") or {}
+    return {"mode": config.get("prompt_mode", "ids"), "max_item_chars": int(config.get("prompt_item_chars", 300))}
 
 
 def _saved_provenance(out_dir: Path) -> dict[str, Any]:

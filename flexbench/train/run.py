@@ -186,7 +186,7 @@ def _validator(dataset: Any, needs: list[Any], tokenizer: Any, cfg: TrainConfig)
             return None
         sets[need.name] = (need, instances, dataset.labels(need.name, "valid"))
     return PolicyValidator(tokenizer, sets, max_new_tokens=cfg.eval_max_new_tokens or cfg.max_new_tokens,
-                           constrained=cfg.constrained, seed=cfg.seed)
+                           constrained=cfg.constrained, seed=cfg.seed, prompt_options=cfg.prompt_options)
 
 
 def _write_run(out: Path, method: MethodSpec, request: TrainRequest, cfg: TrainConfig, joint: bool) -> None:

@@ -34,8 +34,10 @@ class PolicyValidator:
 
     def __init__(self, tokenizer: Any, sets: Mapping[str, tuple[NeedSpec, Sequence[Instance],
                                                                  Mapping[str, NeedLabels]]],
-                 *, max_new_tokens: int, constrained: bool = False, seed: int = 0, batch_size: int = 8) -> None:
+                 *, max_new_tokens: int, constrained: bool = False, seed: int = 0, batch_size: int = 8,
+                 prompt_options: Mapping[str, Any] | None = None) -> None:
         self.tokenizer, self.sets = tokenizer, dict(sets)
+        self.prompt_options = dict(prompt_options or {})
         self.max_new_tokens, self.constrained, self.seed = max_new_tokens, constrained, seed
         self.batch_size = batch_size
 
@@ -52,7 +54,7 @@ class PolicyValidator:
 
         backend = TransformersBackend(policy, self.tokenizer, batch_size=self.batch_size)
         ranker = PolicyRanker("policy", backend, self.tokenizer, max_new_tokens=self.max_new_tokens,
-                              constrained=self.constrained, seed=self.seed)
+                              constrained=self.constrained, seed=self.seed, prompt_options=self.prompt_options)
         rank, world = share
         out = {}
         for name, (need, instances, labels) in self.sets.items():

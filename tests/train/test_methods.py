@@ -196,3 +196,13 @@ def test_task_order_is_deterministic_and_joint_training_mixes_needs() -> None:
     # every epoch visits every instance once
     assert sorted(i for i, _ in seq_a[:5]) == sorted(x.instance_id for x in toy_instances(5))
     assert seq_a[7:12] == [(t.instance.instance_id, t.need.name) for t in b.tasks(7, 5)]
+
+
+def test_prompt_options_reach_build_prompt_and_reason_needs_free_decoding() -> None:
+    cfg = TrainConfig.from_options({"prompt_mode": "reason", "constrained": False, "prompt_item_chars": 80})
+    assert cfg.prompt_options == {"mode": "reason", "max_item_chars": 80}
+    assert TrainConfig().prompt_options == {"mode": "ids", "max_item_chars": 300}
+    with pytest.raises(FlexBenchError, match="prompt_mode=reason needs free decoding"):
+        TrainConfig.from_options({"prompt_mode": "reason"})
+    with pytest.raises(FlexBenchError, match="prompt_item_chars must be >= 20"):
+        TrainConfig.from_options({"prompt_item_chars": 5})

@@ -78,3 +78,15 @@ def test_save_policy_round_trips_a_full_model(toy_tokenizer, tmp_path: Path) -> 
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "policy")
     for (n, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b), n
+
+
+def test_reason_mode_targets_start_with_the_final_marker(toy_tokenizer) -> None:
+    from flexbench.llm.labels import FINAL_MARKER
+    from flexbench.llm.parsing import parse_ranking
+
+    [ids_example] = task_examples(_tasks()[:1], toy_tokenizer, seed=0)
+    [reason] = task_examples(_tasks()[:1], toy_tokenizer, seed=0, prompt_options={"mode": "reason"})
+    text = toy_tokenizer.decode(list(reason.target_ids), skip_special_tokens=True)
+    assert text.startswith(FINAL_MARKER) and reason.prompt_ids != ids_example.prompt_ids
+    task = _tasks()[0]
+    assert parse_ranking(text, task.instance.candidate_ids, mode="reason").item_ids == tuple(task.optimal_ids())

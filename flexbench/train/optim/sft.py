@@ -13,12 +13,13 @@ accumulate to the full-batch gradient.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from flexbench.llm.labels import FINAL_MARKER, PromptMode
 from flexbench.train.optim.forward import encode_prompt, pack, score_completions
 from flexbench.train.optim.loss import masked_sum_mean
 from flexbench.train.tasks import PromptTask
@@ -40,24 +41,34 @@ def answer_text(candidate_ids: Sequence[str], ranked_ids: Sequence[str]) -> str:
     return "".join(format_entry(labels[item]) for item in ranked_ids)
 
 
+def answer_prefix(mode: PromptMode) -> str:
+    """What an SFT target starts with in prompt ``mode``: the ``Final ranking:`` line in the reason mode
+    (there is no reference rationale to imitate), nothing in the ids mode."""
+    return f"{FINAL_MARKER}\n" if mode is PromptMode.REASON else ""
+
+
 def sft_example(tokenizer: Any, prompt_text: str, candidate_ids: Sequence[str],
-                ranked_ids: Sequence[str]) -> SFTExample:
-    """Tokenise ``prompt_text`` and the answer listing ``ranked_ids`` (+ EOS)."""
+                ranked_ids: Sequence[str], prefix: str = "") -> SFTExample:
+    """Tokenise ``prompt_text`` and the answer ``prefix`` + the list of ``ranked_ids`` (+ EOS)."""
     prompt_ids = encode_prompt(tokenizer, prompt_text)
-    target_ids = tokenizer(answer_text(candidate_ids, ranked_ids), add_special_tokens=False)["input_ids"]
+    target_ids = tokenizer(prefix + answer_text(candidate_ids, ranked_ids), add_special_tokens=False)["input_ids"]
     if tokenizer.eos_token_id is not None:
         target_ids = [*target_ids, tokenizer.eos_token_id]
     return SFTExample(tuple(prompt_ids), tuple(target_ids))
 
 
-def task_examples(tasks: Sequence[PromptTask], tokenizer: Any, *, seed: int) -> list[SFTExample]:
-    """SFT examples of training prompts: each task's prompt with its optimal list as the target."""
+def task_examples(tasks: Sequence[PromptTask], tokenizer: Any, *, seed: int,
+                  prompt_options: Mapping[str, Any] | None = None) -> list[SFTExample]:
+    """SFT examples of training prompts: each task's prompt (``build_prompt(**prompt_options)``) with its
+    optimal list as the target (after the ``Final ranking:`` line in the reason mode)."""
     from flexbench.llm.prompts import build_prompt
 
     out = []
     for task in tasks:
-        prompt = build_prompt(task.instance, task.need, seed=seed + task.position, tokenizer=tokenizer)
-        out.append(sft_example(tokenizer, prompt.text, task.instance.candidate_ids, task.optimal_ids()))
+        prompt = build_prompt(task.instance, task.need, seed=seed + task.position, tokenizer=tokenizer,
+                              **(prompt_options or {}))
+        out.append(sft_example(tokenizer, prompt.text, task.instance.candidate_ids, task.optimal_ids(),
+                               prefix=answer_prefix(prompt.mode)))
     return out
 
 

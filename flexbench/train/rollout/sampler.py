@@ -67,7 +67,7 @@ def credit_rollouts(task: PromptTask, group: int, prompt_ids: Sequence[int], com
     from flexbench.llm.parsing import decode_with_offsets, parse_ranking
 
     decoded = [decode_with_offsets(tokenizer, ids) for ids in completions]
-    parsed = [parse_ranking(text, task.instance.candidate_ids) for text, _ in decoded]
+    parsed = [parse_ranking(text, task.instance.candidate_ids, mode=cfg.prompt_mode) for text, _ in decoded]
     rows = [reward_row(p, task.instance.candidate_ids, task.gains, task.variances,
                        stable_rng("rollout-pad", cfg.seed, step, task.position, i))
             for i, p in enumerate(parsed)]
@@ -97,7 +97,8 @@ class RolloutSampler:
         from flexbench.llm.prompts import build_prompt
 
         cfg = self.cfg
-        prompts = [build_prompt(t.instance, t.need, seed=cfg.seed + t.position, tokenizer=self.tokenizer)
+        prompts = [build_prompt(t.instance, t.need, seed=cfg.seed + t.position, tokenizer=self.tokenizer,
+                                **cfg.prompt_options)
                    for t in tasks]
         params = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                 top_p=cfg.top_p, n=cfg.group_size, seed=_sample_seed(cfg.seed, step))
