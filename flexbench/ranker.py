@@ -115,6 +115,7 @@ class RankerKind(StrEnum):
     CLASSIC = "classic"
     ZERO_SHOT = "zero-shot"
     TRAINED = "trained"
+    EXTERNAL = "external"  # run files and rankers from outside this repository (flexbench.plugins)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +201,13 @@ REGISTRY: dict[str, RankerEntry] = _entries(
 
 
 def get_entry(name: str) -> RankerEntry:
-    """Return the registry row of ``name`` or raise :class:`UnknownRanker` with suggestions."""
-    return lookup(REGISTRY, name, what="ranker", error=UnknownRanker,
-                  hint=f"Run `flexbench rankers` to list all {len(REGISTRY)}.")
+    """The registry row of ``name``, else an installed plugin's or a ``module:factory`` name's
+    (:func:`flexbench.plugins.resolve`); else :class:`UnknownRanker` with suggestions."""
+    from flexbench.plugins import resolve
+
+    external = None if name in REGISTRY else resolve(name)
+    return external or lookup(REGISTRY, name, what="ranker", error=UnknownRanker,
+                              hint=f"Run `flexbench rankers` to list all {len(REGISTRY)}.")
 
 
 def build_ranker(entry: RankerEntry | str, ctx: RankerContext) -> Ranker:

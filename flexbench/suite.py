@@ -155,6 +155,7 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
             overwrite: bool = False, say: Callable[[str], None] = print, progress: bool = False) -> SuiteReport:
     """Every registered ranker on every (dataset, need) that can run here (module docstring)."""
     from flexbench.catalog import check_dataset, open_dataset
+    from flexbench.plugins import all_entries
 
     for name in datasets:  # a typo is an error before anything runs, not a skipped dataset
         check_dataset(name)
@@ -166,7 +167,7 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
             _note(report.skipped, f"dataset {name}", err, say, "skip")
             continue
         untrained: list[tuple[str, str]] = []
-        for entry in REGISTRY.values():
+        for entry in all_entries(REGISTRY).values():  # the registry, then installed plugins
             what = f"{entry.name} on {name}"
             limited = entry.kind in LIMITED_KINDS
             run_limit = llm_limit if limited and llm_limit else limit

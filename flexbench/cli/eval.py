@@ -1,4 +1,4 @@
-"""``flexbench rankers``, ``flexbench eval`` and ``flexbench leaderboard`` (thin handlers).
+"""``flexbench rankers`` and ``flexbench eval`` (thin handlers; ``leaderboard`` is :mod:`flexbench.cli.leaderboard`).
 
 Examples::
 
@@ -6,19 +6,18 @@ Examples::
     flexbench eval oracle-interest --dataset mock --need interest --limit 10
     flexbench eval zero-shot --dataset kuairec --need novelty --model smollm2 --set batch_size=2
     flexbench eval --all [--datasets kuairec,esci] [--limit 50] [--llm-limit 2]
-    flexbench leaderboard [--dataset kuairec] [--markdown-dir leaderboards] [--html site/]
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from flexbench.cli.leaderboard import show_leaderboard
 from flexbench.errors import FlexBenchError
 
 
@@ -41,25 +40,6 @@ def ranker_options(model: str | None, checkpoint: Path | None, base_url: str | N
              "base_url": base_url}
     options.update({k: v for k, v in named.items() if v is not None})
     return options
-
-
-def show_leaderboard(dataset: str | None, markdown_dir: Path | None, datasets: list[str] | None = None) -> None:
-    """Print the rich leaderboard of stored results and write the Markdown files."""
-    from flexbench.leaderboard import build_boards, legend, rich_tables, write_markdown
-    from flexbench.results import ResultStore
-
-    store = ResultStore()
-    boards = [b for b in build_boards(store, dataset=dataset) if datasets is None or b.dataset in datasets]
-    console = _console()
-    if not boards:
-        console.print(f"no stored results under {store.root}; run `flexbench eval` first")
-        return
-    for table in rich_tables(boards):
-        console.print(table)
-    console.print(legend())
-    if markdown_dir is not None:
-        for path in write_markdown(boards, markdown_dir):
-            console.print(f"wrote {path}")
 
 
 @contextlib.contextmanager
@@ -95,21 +75,24 @@ def _eval_all(datasets: list[str] | None, limit: int | None, llm_limit: int, see
 
 
 def register(app: typer.Typer) -> None:
-    """Add the rankers, eval and leaderboard commands to ``app``."""
+    """Add the rankers and eval commands to ``app``."""
 
     @app.command("rankers")
     def rankers() -> None:
-        """List every registered ranker with its kind and description."""
+        """List every registered ranker (and installed plugin) with its kind and description."""
         from rich.table import Table
 
-        from flexbench.ranker import REGISTRY
+        from flexbench.plugins import all_entries, shadowed
 
-        table = Table(title=f"{len(REGISTRY)} registered rankers", title_justify="left")
+        entries = all_entries()
+        table = Table(title=f"{len(entries)} registered rankers", title_justify="left")
         for column in ("name", "kind", "description"):
             table.add_column(column)
-        for entry in REGISTRY.values():
+        for entry in entries.values():
             table.add_row(entry.name, entry.kind.value, entry.description)
         _console().print(table)
+        for name in shadowed():
+            _console().print(f"plugin {name!r} ignored: a built-in ranker has that name")
 
     @app.command("eval")
     def eval_(
@@ -145,17 +128,6 @@ def register(app: typer.Typer) -> None:
             _eval_one(ranker, dataset, need, split, limit, seed, strict, overwrite,
                       ranker_options(model, checkpoint, base_url, set_), batch_size)
 
-    @app.command("leaderboard")
-    def leaderboard(
-        dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
-        markdown_dir: Annotated[Path, typer.Option(help="Write <dataset>.md files here.")] = Path("leaderboards"),
-        html: Annotated[Path | None, typer.Option(help="Also write the static HTML site to this directory.")] = None,
-    ) -> None:
-        """Render stored results: rich tables here, Markdown under --markdown-dir, HTML with --html."""
-        show_leaderboard(dataset, markdown_dir)
-        if html is not None:
-            _write_html(html)
-
 
 def _eval_one(ranker: str, dataset: str, need: str | None, split: str, limit: int | None, seed: int,
               strict: bool, overwrite: bool, options: dict[str, Any], batch_size: int) -> None:
@@ -179,15 +151,3 @@ def _eval_one(ranker: str, dataset: str, need: str | None, split: str, limit: in
         rates = "  ".join(f"{k}={v:.3f}" for k, v in result.rates.items())
         console.print(f"{result.key.ranker} {result.key.dataset}/{result.key.need}/{result.key.split} "
                       f"n={result.n_instances}  {values}  {rates}", highlight=False)
-
-
-def _write_html(out_dir: Path) -> None:
-    from flexbench.results import ResultStore
-
-    try:
-        module = importlib.import_module("flexbench.tables.html")
-    except ModuleNotFoundError as err:
-        raise FlexBenchError(f"the HTML site generator is not installed ({err.name} missing); "
-                             f"use the Markdown files instead") from None
-    path = module.write_html(ResultStore(), out_dir)
-    _console().print(f"wrote {path}")

@@ -29,6 +29,8 @@ def register(app: typer.Typer) -> None:
             "--paper-setting",
             help="Use only runs at the paper's scale (5,000/1,000 instances, K=30, Qwen2.5-3B-Instruct) "
                  "where a GPU allows; on CPU say what would run and fall back to the bundled sample.")] = False,
+        allow_dirty: Annotated[bool, typer.Option(
+            "--allow-dirty", help="Write the committed leaderboards/ from uncommitted code, under a banner.")] = False,
     ) -> None:
         """Write the paper's Tables 1-3 and 6-9, the critic table, Figures 3-4 and index.html.
 
@@ -51,6 +53,6 @@ def register(app: typer.Typer) -> None:
         if n_runs == 0:
             console.print("[yellow]No stored runs: every cell is shown as missing. "
                           "Run `flexbench eval --all` first.[/]")
-        written = render_outputs(store, out, checkpoints=checkpoints)
+        written = render_outputs(store, out, checkpoints=checkpoints, allow_dirty=allow_dirty)
         console.print(f"Wrote {len(written)} files from {n_runs} stored runs to {out}/ "
                       f"(open {out / 'index.html'} in a browser).")

@@ -1,6 +1,8 @@
 // Sortable tables for the static FlexBench leaderboard (no dependencies, no network).
 // Click a header to sort by that column; click again to reverse. Numeric cells sort by
-// their data-value; cells without one (missing results) always go last.
+// their data-value; cells without one (missing results) always go last. A table with one
+// <tbody> per group (the boards' kinds) is sorted within each group; a group's heading row
+// (tr.group) stays first.
 // The page URL may carry #sort=<table id>:<column index>:<asc|desc> to open sorted.
 (function () {
   "use strict";
@@ -8,9 +10,10 @@
     var v = cell.getAttribute("data-value");
     return v === null || v === "" ? null : Number(v);
   }
-  function sortTable(table, col, dir) {
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows);
+  function sortBody(body, col, dir) {
+    var all = Array.prototype.slice.call(body.rows);
+    var groups = all.filter(function (r) { return r.classList.contains("group"); });
+    var rows = all.filter(function (r) { return !r.classList.contains("group"); });
     rows.sort(function (a, b) {
       var ka = key(a.cells[col]), kb = key(b.cells[col]);
       if (ka === null && kb === null) {
@@ -20,7 +23,10 @@
       if (kb === null) { return -1; }
       return dir === "asc" ? ka - kb : kb - ka;
     });
-    rows.forEach(function (r) { body.appendChild(r); });
+    groups.concat(rows).forEach(function (r) { body.appendChild(r); });
+  }
+  function sortTable(table, col, dir) {
+    Array.prototype.forEach.call(table.tBodies, function (body) { sortBody(body, col, dir); });
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, i) {
       th.setAttribute("aria-sort", i === col ? (dir === "asc" ? "ascending" : "descending") : "none");
     });
