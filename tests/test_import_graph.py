@@ -1,219 +1,85 @@
-"""The one ``Ranker`` interface and the explicit registry table of every method.
-
-Every method — need oracles, classic baselines, LLMs, trained policies — is a
-:class:`Ranker`: a batch of instances and a need in, one :class:`Ranking` per
-instance out, in input order (STYLE pattern 1). Methods are named in one table,
-:data:`REGISTRY`, imported lazily (STYLE pattern 2): ``flexbench rankers`` lists
-them without importing torch or RecBole.
-
-A factory receives a :class:`RankerContext` and returns a ranker, or raises
-:class:`RankerUnavailable` with a one-line reason when it cannot run here (no API
-key, no checkpoint, dataset not supported). ``flexbench eval --all`` prints that
-reason and moves on.
-"""
+"""No import cycle: the module-level import graph of flexbench, needs and baselines is acyclic (flexbench.leaderboard
+never imports flexbench.tables), and the modules between the two packages import on their own in a fresh interpreter."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+import ast
+import subprocess
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from flexbench.errors import FlexBenchError
-from flexbench.options import lookup
-from flexbench.train.methods import METHODS
-from flexbench.types import Instance, NeedSpec, Ranking
-
-if TYPE_CHECKING:
-    from flexbench.prepared import PreparedDataset
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("flexbench", "needs", "baselines")
 
 
-@runtime_checkable
-class Ranker(Protocol):
-    """Ranks the candidates of each instance for a need.
-
-    ``rank`` must return exactly one :class:`Ranking` per instance, in input
-    order, with ``Ranking.instance_id`` equal to the instance's ID. The output
-    may be imperfect (invalid IDs, duplicates, too few items): the harness
-    repairs it and counts every defect.
-
-    Two hooks complete the interface; :class:`RankerBase` gives both a default,
-    and :func:`build_ranker` adapts a ranker that defines neither (a plugin with
-    only ``name`` and ``rank``), so the suite never probes for them:
-
-    * ``check_available(need)`` raises :class:`RankerUnavailable` when this
-      ranker cannot rank ``need`` (a policy trained for another need); the suite
-      calls it before a run starts, so no empty run is stored. Default: available.
-    * ``provenance(need)`` is what the run of ``need`` records about the ranker:
-      ``model`` (a string naming the model or method state), ``train_need``,
-      ``checkpoint`` and any method settings. Default: ``{}``.
-    """
-
-    name: str
-
-    def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]: ...
-
-    def check_available(self, need: str) -> None: ...
-
-    def provenance(self, need: str) -> Mapping[str, Any]: ...
+def _modules() -> dict[str, Path]:
+    out = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
 
 
-class RankerBase:
-    """Defaults of the optional :class:`Ranker` hooks; every built-in ranker inherits them."""
-
-    name: str
-
-    def check_available(self, need: str) -> None:
-        """Every need is available unless a subclass says otherwise."""
-
-    def provenance(self, need: str) -> Mapping[str, Any]:
-        """Nothing to record unless a subclass says otherwise."""
-        return {}
-
-
-@runtime_checkable
-class _MinimalRanker(Protocol):
-    name: str
-
-    def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]: ...
-
-
-class _WithDefaultHooks(RankerBase):
-    """A ranker that defines only ``name`` and ``rank``, completed with :class:`RankerBase`'s hooks."""
-
-    def __init__(self, inner: _MinimalRanker) -> None:
-        self.inner, self.name = inner, inner.name
-
-    def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
-        return self.inner.rank(instances, need)
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """Modules ``name`` imports at module level (``if TYPE_CHECKING:`` blocks and function bodies excluded)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        for stmt in node.body if isinstance(node, ast.Try) else [node]:
+            if isinstance(stmt, ast.Import):
+                found.update(a.name for a in stmt.names)
+            elif isinstance(stmt, ast.ImportFrom):
+                base = stmt.module or ""
+                if stmt.level:
+                    parent = package.split(".")[:len(package.split(".")) - stmt.level + 1]
+                    base = ".".join(parent + ([stmt.module] if stmt.module else []))
+                found.add(base)
+                found.update(f"{base}.{a.name}" for a in stmt.names)
+    return (found & known) - {name}
 
 
-def as_ranker(obj: object, what: str) -> Ranker:
-    """``obj`` as a full :class:`Ranker` (default hooks added to a minimal one); ``TypeError`` otherwise."""
-    if isinstance(obj, Ranker):
-        return obj
-    if isinstance(obj, _MinimalRanker):
-        return _WithDefaultHooks(obj)
-    raise TypeError(f"{what} returned {type(obj).__name__}, which has no `name` and `rank(instances, need)`")
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
 
 
-class RankerUnavailable(FlexBenchError):
-    """Raised by a factory that cannot run here; the message is the reason shown to users."""
+def test_module_level_import_graph_is_acyclic() -> None:
+    modules = _modules()
+    graph = {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+    assert "flexbench.leaderboard.html" in graph["flexbench.tables.html"]  # the graph sees real edges
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+    leaderboard = [m for m in graph if m.startswith("flexbench.leaderboard")]
+    assert not any(dep.startswith("flexbench.tables") for m in leaderboard for dep in graph[m])  # one direction
 
 
-class UnknownRanker(FlexBenchError):
-    """Raised for a name not in :data:`REGISTRY`; the message suggests close names."""
+FRESH = ("flexbench.leaderboard.model", "flexbench.leaderboard.html", "flexbench.tables.html", "flexbench.tables.build",
+         "flexbench.tables.significance", "flexbench.plugins")
+"""Modules whose import order once mattered (tables.build <-> tables.html) or that sit between packages."""
 
 
-class RankerKind(StrEnum):
-    """Groups of the leaderboard (the paper's row groups)."""
-
-    REFERENCE = "reference"
-    ORACLE = "oracle"
-    CLASSIC = "classic"
-    ZERO_SHOT = "zero-shot"
-    TRAINED = "trained"
-    EXTERNAL = "external"  # run files and rankers from outside this repository (flexbench.plugins)
-
-
-@dataclass(frozen=True, slots=True)
-class RankerContext:
-    """What a factory may use to build a ranker.
-
-    ``dataset`` gives training interactions, item embeddings and (for the need
-    oracles only) labels. ``options`` are method-specific settings from the CLI
-    (``--model``, ``--checkpoint``, ``--base-url`` ...).
-    """
-
-    dataset: PreparedDataset
-    seed: int = 0
-    options: Mapping[str, Any] = field(default_factory=dict)
-    cache_dir: Path = Path("data/cache")
-
-
-Factory = Callable[[RankerContext], Ranker]
-
-
-@dataclass(frozen=True, slots=True)
-class RankerEntry:
-    """One row of the registry: a name, where its factory lives, and fixed options."""
-
-    name: str
-    target: str  # "module.path:attribute", imported on first use
-    kind: RankerKind
-    description: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def load(self) -> Factory:
-        """Import and return the factory named by ``target``."""
-        module_name, _, attr = self.target.partition(":")
-        module = importlib.import_module(module_name)
-        return getattr(module, attr)
-
-
-def _entries(*rows: RankerEntry) -> dict[str, RankerEntry]:
-    table: dict[str, RankerEntry] = {}
-    for row in rows:
-        if row.name in table:
-            raise ValueError(f"duplicate ranker name {row.name!r}")
-        table[row.name] = row
-    return table
-
-
-_K = RankerKind
-_TRAINED = "flexbench.train.policy_ranker:TrainedPolicyRanker"
-
-REGISTRY: dict[str, RankerEntry] = _entries(
-    RankerEntry("random", "baselines.reference:RandomRanker", _K.REFERENCE,
-                "Uniformly random permutation, seeded by (seed, instance id)."),
-    RankerEntry("candidate-order", "baselines.reference:CandidateOrderRanker", _K.REFERENCE,
-                "The stored candidate order: a seeded hash order, a canary at random level."),
-    RankerEntry("oracle-interest", "needs.oracle:OracleRanker", _K.ORACLE,
-                "Ranks by the Maximizing Interest labels.", {"oracle_need": "interest"}),
-    RankerEntry("oracle-novelty", "needs.oracle:OracleRanker", _K.ORACLE,
-                "Ranks by the Explore New Topics labels.", {"oracle_need": "novelty"}),
-    RankerEntry("oracle-trend", "needs.oracle:OracleRanker", _K.ORACLE,
-                "Ranks by the Trend Promotion labels.", {"oracle_need": "trend"}),
-    RankerEntry("oracle-novelty-v2", "needs.oracle:OracleRanker", _K.ORACLE,
-                "Ranks by the v2 Explore New Topics labels (interest-based).", {"oracle_need": "novelty-v2"}),
-    RankerEntry("oracle-trend-v2", "needs.oracle:OracleRanker", _K.ORACLE,
-                "Ranks by the v2 Trend Promotion labels (interest-based).", {"oracle_need": "trend-v2"}),
-    RankerEntry("oracle-esci", "needs.oracle:OracleRanker", _K.ORACLE,
-                "Ranks by the ESCI grades (E=1, S=0.1, C=0.01, I=0).", {"oracle_need": "esci"}),
-    RankerEntry("popularity", "baselines.popularity:PopularityRanker", _K.CLASSIC,
-                "Training-interaction counts of each candidate."),
-    RankerEntry("star", "baselines.star:STARRanker", _K.CLASSIC,
-                "STAR: semantic + collaborative similarity with temporal decay (training-free)."),
-    RankerEntry("bert4rec", "baselines.bert4rec:BERT4RecRanker", _K.CLASSIC,
-                "RecBole BERT4Rec trained on the training users' sparse sequences."),
-    RankerEntry("zero-shot", "baselines.zero_shot:ZeroShotRanker", _K.ZERO_SHOT,
-                "Local instruction-tuned LLM, greedy, free-form list output."),
-    RankerEntry("zero-shot-constrained", "baselines.zero_shot:ZeroShotRanker", _K.ZERO_SHOT,
-                "Local LLM with decoding constrained to a permutation of the candidate IDs.",
-                {"constrained": True}),
-    RankerEntry("gpt-4o", "baselines.gpt4o:GPT4oRanker", _K.ZERO_SHOT,
-                "GPT-4o (or any OpenAI-compatible endpoint) through the openai client."),
-    *(RankerEntry(m.name, _TRAINED, _K.TRAINED, m.description, {"method": m.name}) for m in METHODS.values()),
-)
-"""Every ranker by name. The trained rows are derived from :data:`flexbench.train.methods.METHODS`."""
-
-
-def get_entry(name: str) -> RankerEntry:
-    """The registry row of ``name``, else an installed plugin's or a ``module:factory`` name's
-    (:func:`flexbench.plugins.resolve`); else :class:`UnknownRanker` with suggestions."""
-    from flexbench.plugins import resolve
-
-    external = None if name in REGISTRY else resolve(name)
-    return external or lookup(REGISTRY, name, what="ranker", error=UnknownRanker,
-                              hint=f"Run `flexbench rankers` to list all {len(REGISTRY)}.")
-
-
-def build_ranker(entry: RankerEntry | str, ctx: RankerContext) -> Ranker:
-    """Build the ranker of ``entry`` (a registry row, or a name to look up); the entry's fixed options
-    override ``ctx``'s."""
-    entry = get_entry(entry) if isinstance(entry, str) else entry
-    merged = {**ctx.options, **entry.options, "registry_name": entry.name}
-    ranker = entry.load()(RankerContext(ctx.dataset, ctx.seed, merged, ctx.cache_dir))
-    return as_ranker(ranker, f"factory of {entry.name!r}")
+def test_each_module_imports_alone_in_a_fresh_interpreter() -> None:
+    names = FRESH
+    procs = {name: subprocess.Popen([sys.executable, "-c", f"import {name}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True) for name in names}
+    failed = {name: proc.communicate(timeout=120)[1][-400:] for name, proc in procs.items()}
+    assert {n: err for n, err in failed.items() if procs[n].returncode != 0} == {}
