@@ -195,6 +195,8 @@ REGISTRY: dict[str, RankerEntry] = _entries(
                 {"constrained": True}),
     RankerEntry("gpt-4o", "baselines.gpt4o:GPT4oRanker", _K.ZERO_SHOT,
                 "GPT-4o (or any OpenAI-compatible endpoint) through the openai client."),
+    RankerEntry("run-file", "baselines.run_file:RunFileRanker", _K.EXTERNAL,
+                "Replays a TREC run file produced elsewhere (--set path=FILE), repaired like any output."),
     *(RankerEntry(m.name, _TRAINED, _K.TRAINED, m.description, {"method": m.name}) for m in METHODS.values()),
 )
 """Every ranker by name. The trained rows are derived from :data:`flexbench.train.methods.METHODS`."""

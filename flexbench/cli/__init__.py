@@ -13,6 +13,7 @@ from rich.console import Console
 
 from flexbench.cli import data as data_cmds
 from flexbench.cli import eval as eval_cmds
+from flexbench.cli import export as export_cmds
 from flexbench.cli import leaderboard as leaderboard_cmds
 from flexbench.cli import prompt as prompt_cmds
 from flexbench.cli import tables as tables_cmds
@@ -22,6 +23,7 @@ from flexbench.errors import FlexBenchError
 app = typer.Typer(name="flexbench", help="Benchmark and leaderboard for need-specific LLM ranking.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 eval_cmds.register(app)
+export_cmds.register(app)
 leaderboard_cmds.register(app)
 prompt_cmds.register(app)
 tables_cmds.register(app)
