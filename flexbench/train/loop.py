@@ -164,16 +164,18 @@ class PolicyTrainer:
     def train(self, resume: bool = True) -> Path:
         """Run (or resume) training to ``total_steps`` and save the policy; return ``out_dir``."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
+        if not resume and self.acc.is_main_process:
             (self.out_dir / METRICS_FILE).unlink(missing_ok=True)
-        else:
+        if resume:
             restore = (lambda state: restore_sharded_training_state(self.model, self.value_head, self.optimizer,
                                                                     state)) if self.sharded else None
             restored = load_checkpoint(self.out_dir, model=self.acc.unwrap_model(self.model),
                                        optimizer=self.optimizer, scheduler=self.scheduler,
                                        value_head=self.value_head, restore=restore)
             self.progress = restored or self.progress
-        truncate_metrics(self.out_dir / METRICS_FILE, self.progress.step)
+        if self.acc.is_main_process:  # one writer; the others read the file only after the barrier
+            truncate_metrics(self.out_dir / METRICS_FILE, self.progress.step)
+        self.acc.wait_for_everyone()
         if self.progress.step == 0 and not has_valid_line(self.out_dir / METRICS_FILE, 0):
             self._validate(0, [])
         rewards: list[float] = []
@@ -219,6 +221,7 @@ class PolicyTrainer:
             save_checkpoint(self.out_dir, self.progress, model=self.acc.unwrap_model(self.model),
                             optimizer=self.optimizer, scheduler=self.scheduler, value_head=self.value_head,
                             states=states)
+        self.acc.wait_for_everyone()  # the checkpoint is complete before any process moves on
 
     def step(self) -> dict[str, Any]:
         """One optimizer step of the current phase; advances :attr:`progress`."""

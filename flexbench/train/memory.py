@@ -19,7 +19,7 @@ max_new_tokens`` tokens per sequence, ``T = max_new_tokens``, ``V`` the vocabula
                                              32 h + 16 i + 8 kv); checkpointed: b S (4 L h + 2 a + 8.5 h)
     logits             b (T + 1) V (4 + 8 [entropy] + 4 + 2 [bf16])   fp32 log-softmax, entropy, backward
     KV cache           G^2 S L 2 kv c        HF ``generate``: G prompts x G samples per call
-    vLLM share         vllm_gpu_memory x card   (engine=vllm; freed during the update with vllm_sleep)
+    vLLM share         vllm_gpu_memory x card   (engine=vllm; with vllm_sleep only while generating)
     context/headroom   1 GiB CUDA context + 5 % of the peak for fragmentation
 
 The per-layer activation coefficients were measured (saved-tensor hooks on Llama
@@ -107,14 +107,19 @@ def model_config(ref: str) -> dict[str, Any]:
 
 def model_shape(ref: str) -> ModelShape:
     """The :class:`ModelShape` of ``ref`` (see :func:`model_config`)."""
-    d = model_config(ref)
-    d = d.get("text_config") or d
+    return shape_from_config(model_config(ref), ref)
+
+
+def shape_from_config(config: dict[str, Any], name: str) -> ModelShape:
+    """The :class:`ModelShape` of a ``config.json`` mapping (Llama-family counts exact, others via meta device)."""
+    d = config.get("text_config") or config
     h, heads = int(d["hidden_size"]), int(d["num_attention_heads"])
     head_dim = int(d.get("head_dim") or h // heads)
     kv = int(d.get("num_key_value_heads") or heads)
-    shape = dict(name=ref, model_type=str(d.get("model_type", "?")), hidden=h, intermediate=int(d["intermediate_size"]),
-                 layers=int(d["num_hidden_layers"]), heads=heads, kv_heads=kv, head_dim=head_dim,
-                 vocab=int(d["vocab_size"]), tied=bool(d.get("tie_word_embeddings", False)))
+    shape = dict(name=name, model_type=str(d.get("model_type", "?")), hidden=h,
+                 intermediate=int(d["intermediate_size"]), layers=int(d["num_hidden_layers"]), heads=heads,
+                 kv_heads=kv, head_dim=head_dim, vocab=int(d["vocab_size"]),
+                 tied=bool(d.get("tie_word_embeddings", False)))
     counts = _llama_counts(d, shape) if shape["model_type"] in LLAMA_FAMILY else _meta_counts(d, shape["layers"])
     return ModelShape(**shape, params=counts[0], layer_params=counts[1])
 
@@ -224,11 +229,11 @@ def plan_memory(cfg: TrainConfig, method: Any, setup: Setup, shape: ModelShape |
     trainable = m.lora_params(cfg.lora_r, cfg.lora_targets) if cfg.lora else m.params
     sft_only = method.algorithm is Algorithm.SFT
     rows = [Component("policy weights (fp32 master)", 4 * (m.params / s if not cfg.lora else m.params + trainable),
-                      PHASES, f"{m.params / 1e9:.2f} B x 4 B" + (f" / {s}" if s > 1 else "")),
+                      PHASES, f"{_count(m.params)} x 4 B" + (f" / {s}" if s > 1 else "")),
             Component("gradients (fp32)", 4 * trainable / s,
                       PHASES if setup.world > 1 and not sharded else ("update",),
-                      f"{trainable / 1e6:,.0f} M trainable" + (", DDP buckets persist" if setup.world > 1
-                                                               and not sharded else ""))]
+                      f"{_count(trainable)} trainable x 4 B" + (f" / {s}" if s > 1 else "") +
+                      (", DDP buckets persist" if setup.world > 1 and not sharded else ""))]
     per_state = 8 if cfg.optimizer is OptimizerKind.ADAMW else 2
     rows.append(Component(f"optimizer ({cfg.optimizer.value})", per_state * trainable / s, PHASES,
                           f"{per_state} B x trainable" + (f" / {s}" if s > 1 else "")))
@@ -242,11 +247,15 @@ def plan_memory(cfg: TrainConfig, method: Any, setup: Setup, shape: ModelShape |
     mode = f"LoRA r={cfg.lora_r}" if cfg.lora else "full-parameter"
     where = f"{cfg.sharding.value} over {setup.world}" if sharded else (
         f"DDP x {setup.world}" if setup.world > 1 else "1 process")
-    summary = (f"{m.name}: {m.params / 1e9:.2f} B params, {mode}, {where}, {'bf16' if bf16 else 'fp32'}, "
+    summary = (f"{m.name}: {_count(m.params)} params, {mode}, {where}, {'bf16' if bf16 else 'fp32'}, "
                f"micro-batch {cfg.micro_batch_size} x {cfg.plan_prompt_tokens}+{cfg.max_new_tokens} tokens, "
                f"gradient checkpointing {'on' if cfg.gradient_checkpointing else 'off'}, "
                f"engine {setup.engine.value if not sft_only else 'none (SFT)'}")
     return MemoryPlan(m, setup, summary, tuple(r for r in rows if r.bytes > 0), notes)
+
+
+def _count(n: float) -> str:
+    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.1f} M"
 
 
 def _gathered(cfg: TrainConfig, m: ModelShape, c: int, sharded: bool) -> list[Component]:
@@ -299,7 +308,7 @@ def _rollout_rows(cfg: TrainConfig, m: ModelShape, c: int, setup: Setup) -> list
     seq = cfg.plan_prompt_tokens + cfg.max_new_tokens
     if setup.engine is RolloutEngine.VLLM:
         share = float(getattr(cfg, "vllm_gpu_memory", DEFAULT_VLLM_SHARE))
-        phases = ("rollout", "logprob") if getattr(cfg, "vllm_sleep", False) else PHASES
+        phases = ("rollout",) if getattr(cfg, "vllm_sleep", False) else PHASES  # asleep after the rollouts
         if setup.card_bytes is None:
             return []
         return [Component("vLLM engine share", share * setup.card_bytes, phases, f"{share:.2f} x card")]
