@@ -57,10 +57,12 @@ def test_eval_all_skips_with_reasons(data_root: Path, tmp_path: Path, monkeypatc
     table["llm-ish"] = RankerEntry("llm-ish", "baselines.reference:RandomRanker", RankerKind.ZERO_SHOT, "limited")
     monkeypatch.setattr(ranker_module, "REGISTRY", table)
     monkeypatch.setattr("flexbench.suite.REGISTRY", table)
-    result = runner.invoke(app, ["eval", "--all", "--datasets", "mock,nope", "--llm-limit", "3",
+    typo = runner.invoke(app, ["eval", "--all", "--datasets", "mock,nope"], terminal_width=200)
+    assert typo.exit_code != 0 and "unknown dataset 'nope'" in str(typo.exception)  # before anything runs
+    assert ResultStore().load_runs() == []
+    result = runner.invoke(app, ["eval", "--all", "--datasets", "mock", "--llm-limit", "3",
                                  "--markdown-dir", str(tmp_path / "lb")], terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert "skip dataset nope: unknown dataset 'nope'" in result.output
     assert "skip oracle-esci on mock: dataset 'mock' has no 'esci' labels" in result.output
     assert "skip 2 trained rankers on mock (flexrec, rec-r1); e.g. flexrec: no checkpoint at" in result.output
     runs = {(r.key.ranker, r.key.need): r for r in ResultStore().load_runs()}
