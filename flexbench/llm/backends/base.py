@@ -50,11 +50,23 @@ class SamplingParams:
 @dataclass(frozen=True)
 class Generation:
     """One generated continuation: decoded text, its token IDs (empty when the backend
-    does not expose them) and why it stopped (``"stop"``, ``"length"`` ...)."""
+    does not expose them) and why it stopped (``"stop"``, ``"length"`` ...).
+
+    ``logprobs`` holds, when the backend reports them (vLLM), the sampling engine's
+    log-probability ``log p(token_t | prompt, tokens_<t)`` of each generated token
+    under the model's raw (untempered) distribution, one per ``token_ids`` entry;
+    ``None`` otherwise. Training compares them with the trainer's own log-probs of
+    the same tokens (the ``logprob_gap`` metric).
+    """
 
     text: str
     token_ids: tuple[int, ...]
     finish_reason: str
+    logprobs: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.logprobs is not None and len(self.logprobs) != len(self.token_ids):
+            raise ValueError(f"{len(self.logprobs)} log-probs for {len(self.token_ids)} tokens")
 
 
 @runtime_checkable

