@@ -130,6 +130,8 @@ class TrainConfig:
     precision: Precision = Precision.AUTO
     gradient_checkpointing: bool = False
     engine: RolloutEngine = RolloutEngine.AUTO
+    vllm_gpu_memory: float = 0.3  # engine=vllm: the engine's share of GPU memory (of RAM on CPU); docs/GPU.md
+    vllm_sleep: bool = False  # engine=vllm: free the engine's memory during the update (vLLM sleep mode, GPU only)
     # memory: sharding, optimizer state, the pre-flight memory plan (flexbench.train.memory)
     sharding: Sharding = Sharding.NONE
     optimizer: OptimizerKind = OptimizerKind.ADAMW
@@ -194,6 +196,9 @@ class TrainConfig:
             raise FlexBenchError("train_instances must be >= 1 or null (all)")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise FlexBenchError("cpu_threads must be >= 1 or null (torch's default)")
+        if not 0 < self.vllm_gpu_memory <= 1:
+            raise FlexBenchError(f"vllm_gpu_memory must be in (0, 1] (the vLLM engine's share of GPU memory), "
+                                 f"got {self.vllm_gpu_memory}")
         if self.plan_prompt_tokens < 1:
             raise FlexBenchError("plan_prompt_tokens must be >= 1")
         if self.sharding is not Sharding.NONE and self.lora:

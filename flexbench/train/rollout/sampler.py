@@ -14,7 +14,7 @@ completion with its token character offsets
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,8 @@ class Rollout:
     ``advantages`` are the per-token advantages (GRPO methods); ``rewards`` the
     per-token rewards for GAE (PPO methods; zeros otherwise) and ``weight`` the
     rollout's uncertainty weight, applied to GAE advantages later.
+    ``sampling_logprobs`` are the rollout engine's log-probs of the completion
+    tokens when it reports them (vLLM), for the ``logprob_gap`` metric.
     """
 
     group: int
@@ -50,6 +52,7 @@ class Rollout:
     parsed: bool
     n_entries: int
     n_valid: int
+    sampling_logprobs: tuple[float, ...] | None = None
 
 
 def _entry_last_tokens(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
@@ -107,8 +110,9 @@ class RolloutSampler:
         out: list[Rollout] = []
         for g, (task, prompt, gens) in enumerate(zip(tasks, prompts, generations, strict=True)):
             prompt_ids = encode_prompt(self.tokenizer, prompt.text)
-            out += credit_rollouts(task, g, prompt_ids, [list(x.token_ids) for x in gens], self.tokenizer,
-                                   self.method, cfg, step)
+            credited = credit_rollouts(task, g, prompt_ids, [list(x.token_ids) for x in gens], self.tokenizer,
+                                       self.method, cfg, step)
+            out += [replace(r, sampling_logprobs=x.logprobs) for r, x in zip(credited, gens, strict=True)]
         return out
 
 
