@@ -28,6 +28,7 @@ from flexbench.ranker import (
     build_ranker,
 )
 from flexbench.results import ResultStore
+from flexbench.secrets import check_options, redact_options
 from flexbench.types import NeedSpec, RunKey, RunResult, Split
 
 SUITE_DATASETS: tuple[str, ...] = ("kuairec", "ml-1m", "esci")
@@ -95,6 +96,7 @@ def run_evals(ranker: str, dataset: str, needs: Sequence[str] | None = None, *, 
     from flexbench.ranker import get_entry
 
     entry = get_entry(ranker)
+    check_options(request.get("options") or {})
     data = open_dataset(dataset)
     requests = [EvalRequest(ranker, dataset, n, **request) for n in (needs or data.needs)]
     for req in requests:
@@ -110,6 +112,7 @@ def run_eval(request: EvalRequest, *, store: ResultStore, dataset: PreparedDatas
     from flexbench.catalog import open_dataset
     from flexbench.harness import evaluate
 
+    check_options(request.options)  # a credential in --set is refused before anything is built or stored
     dataset = dataset or open_dataset(request.dataset)
     need = check_need(dataset, request.need)
     ranker = ranker or make_ranker(request.ranker, dataset, seed=request.seed, options=request.options)
@@ -117,7 +120,7 @@ def run_eval(request: EvalRequest, *, store: ResultStore, dataset: PreparedDatas
     instances = dataset.instances(request.split)
     if not instances:
         raise FlexBenchError(f"dataset {dataset.name!r} has no {request.split!r} instances")
-    options = dict(request.options)
+    options = redact_options(dict(request.options))  # what is stored never holds URL credentials
     return evaluate(
         ranker, instances, dataset.labels(request.need, request.split), need,
         key=RunKey(request.label, dataset.name, request.need, request.split), seed=request.seed,
