@@ -14,6 +14,7 @@ reason and moves on.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from flexbench.errors import FlexBenchError
-from flexbench.options import lookup
+from flexbench.options import lookup, suggest
 from flexbench.train.methods import METHODS
 from flexbench.types import Instance, NeedSpec, Ranking
 
@@ -138,19 +139,54 @@ Factory = Callable[[RankerContext], Ranker]
 
 @dataclass(frozen=True, slots=True)
 class RankerEntry:
-    """One row of the registry: a name, where its factory lives, and fixed options."""
+    """One row of the registry: a name, where its factory lives, fixed options, and the options it takes.
+
+    ``accepts`` names the user options (``--set k=v``, ``--model``, ``--checkpoint``,
+    ``--base-url``) the factory reads, and ``settings`` the config dataclasses
+    (``"module:Class"``) whose fields it reads; :func:`build_ranker` refuses any
+    other option (besides the run ``label``) before the factory runs, so an
+    ignored option is never stored as if it had mattered. ``accepts=None`` (plugins)
+    leaves the options unchecked.
+    """
 
     name: str
     target: str  # "module.path:attribute", imported on first use
     kind: RankerKind
     description: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    accepts: tuple[str, ...] | None = ()
+    settings: tuple[str, ...] = ()
 
     def load(self) -> Factory:
         """Import and return the factory named by ``target``."""
         module_name, _, attr = self.target.partition(":")
         module = importlib.import_module(module_name)
         return getattr(module, attr)
+
+    def accepted_options(self) -> frozenset[str] | None:
+        """Every user option this ranker reads (``None``: unchecked), the run ``label`` included."""
+        if self.accepts is None:
+            return None
+        names = {*self.accepts, *RUN_OPTIONS}
+        for target in self.settings:
+            module_name, _, attr = target.partition(":")
+            names |= {f.name for f in dataclasses.fields(getattr(importlib.import_module(module_name), attr))}
+        return frozenset(names)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse options this ranker does not read (one line, with close matches)."""
+        known = self.accepted_options()
+        if known is None:
+            return
+        for key in options:
+            if key not in known and key not in self.options and key != "registry_name":
+                takes = ", ".join(sorted(known - set(RUN_OPTIONS))) or "no options"
+                raise FlexBenchError(f"ranker {self.name!r} does not take option {key!r}.{suggest(key, known)} "
+                                     f"It takes: {takes}.")
+
+
+RUN_OPTIONS = ("label",)
+"""Options every ranker takes: they name the stored run, not the ranker's behaviour."""
 
 
 def _entries(*rows: RankerEntry) -> dict[str, RankerEntry]:
@@ -164,6 +200,8 @@ def _entries(*rows: RankerEntry) -> dict[str, RankerEntry]:
 
 _K = RankerKind
 _TRAINED = "flexbench.train.policy_ranker:TrainedPolicyRanker"
+_TRAINED_OPTIONS = ("train_need", "checkpoint", "max_new_tokens", "constrained", "device", "batch_size")
+_ZERO_SHOT = "baselines.zero_shot:ZeroShotConfig"
 
 REGISTRY: dict[str, RankerEntry] = _entries(
     RankerEntry("random", "baselines.reference:RandomRanker", _K.REFERENCE,
@@ -183,21 +221,26 @@ REGISTRY: dict[str, RankerEntry] = _entries(
     RankerEntry("oracle-esci", "needs.oracle:OracleRanker", _K.ORACLE,
                 "Ranks by the ESCI grades (E=1, S=0.1, C=0.01, I=0).", {"oracle_need": "esci"}),
     RankerEntry("popularity", "baselines.popularity:PopularityRanker", _K.CLASSIC,
-                "Training-interaction counts of each candidate."),
+                "Training-interaction counts of each candidate.", accepts=("train_on",)),
     RankerEntry("star", "baselines.star:STARRanker", _K.CLASSIC,
-                "STAR: semantic + collaborative similarity with temporal decay (training-free)."),
+                "STAR: semantic + collaborative similarity with temporal decay (training-free).",
+                accepts=("batch_size",), settings=("baselines.star:STARConfig",)),
     RankerEntry("bert4rec", "baselines.bert4rec:BERT4RecRanker", _K.CLASSIC,
-                "RecBole BERT4Rec trained on the training users' sparse sequences."),
+                "RecBole BERT4Rec trained on the training users' sparse sequences.",
+                accepts=("checkpoint", "batch_size")),
     RankerEntry("zero-shot", "baselines.zero_shot:ZeroShotRanker", _K.ZERO_SHOT,
-                "Local instruction-tuned LLM, greedy, free-form list output."),
+                "Local instruction-tuned LLM, greedy, free-form list output.", settings=(_ZERO_SHOT,)),
     RankerEntry("zero-shot-constrained", "baselines.zero_shot:ZeroShotRanker", _K.ZERO_SHOT,
                 "Local LLM with decoding constrained to a permutation of the candidate IDs.",
-                {"constrained": True}),
+                {"constrained": True}, settings=(_ZERO_SHOT,)),
     RankerEntry("gpt-4o", "baselines.gpt4o:GPT4oRanker", _K.ZERO_SHOT,
-                "GPT-4o (or any OpenAI-compatible endpoint) through the openai client."),
+                "GPT-4o (or any OpenAI-compatible endpoint) through the openai client.",
+                settings=("baselines.gpt4o:GPT4oSettings", "flexbench.llm.backends.openai_backend:OpenAIConfig")),
     RankerEntry("run-file", "baselines.run_file:RunFileRanker", _K.EXTERNAL,
-                "Replays a TREC run file produced elsewhere (--set path=FILE), repaired like any output."),
-    *(RankerEntry(m.name, _TRAINED, _K.TRAINED, m.description, {"method": m.name}) for m in METHODS.values()),
+                "Replays a TREC run file produced elsewhere (--set path=FILE), repaired like any output.",
+                accepts=("path",)),
+    *(RankerEntry(m.name, _TRAINED, _K.TRAINED, m.description, {"method": m.name}, accepts=_TRAINED_OPTIONS)
+      for m in METHODS.values()),
 )
 """Every ranker by name. The trained rows are derived from :data:`flexbench.train.methods.METHODS`."""
 
@@ -216,6 +259,7 @@ def build_ranker(entry: RankerEntry | str, ctx: RankerContext) -> Ranker:
     """Build the ranker of ``entry`` (a registry row, or a name to look up); the entry's fixed options
     override ``ctx``'s."""
     entry = get_entry(entry) if isinstance(entry, str) else entry
+    entry.check_options(ctx.options)
     merged = {**ctx.options, **entry.options, "registry_name": entry.name}
     ranker = entry.load()(RankerContext(ctx.dataset, ctx.seed, merged, ctx.cache_dir))
     return as_ranker(ranker, f"factory of {entry.name!r}")

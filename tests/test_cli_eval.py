@@ -32,17 +32,19 @@ def test_rankers_lists_the_registry() -> None:
 
 
 def test_eval_stores_a_run_and_leaderboard_renders_it(data_root: Path, tmp_path: Path) -> None:
+    ignored = runner.invoke(app, ["eval", "oracle-trend", "--dataset", "mock", "--need", "trend", "--set", "note=hi"])
+    assert ignored.exit_code != 0 and "does not take option 'note'" in str(ignored.exception)
     result = runner.invoke(app, ["eval", "oracle-trend", "--dataset", "mock", "--need", "trend", "--limit", "5",
-                                 "--set", "note=hello"])
+                                 "--set", "label=trend-oracle"])
     assert result.exit_code == 0, result.output
     assert "ndcg@30=1.0000" in result.output
-    run = ResultStore().load_run(RunKey("oracle-trend", "mock", "trend", "test"))
+    run = ResultStore().load_run(RunKey("trend-oracle", "mock", "trend", "test"))
     assert run is not None and run.complete and run.n_instances == 5
-    assert run.provenance["config"]["options"] == {"note": "hello"}
+    assert run.provenance["config"]["options"] == {"label": "trend-oracle"}
     assert run.provenance["limit"] == 5 and run.provenance["data_fingerprint"]
     board = runner.invoke(app, ["leaderboard", "--markdown-dir", str(tmp_path / "lb")])
     assert board.exit_code == 0, board.output
-    assert "oracle-trend" in board.output and (tmp_path / "lb" / "mock.md").exists()
+    assert "trend-oracle" in board.output and (tmp_path / "lb" / "mock.md").exists()
 
 
 def test_eval_without_need_runs_every_need(data_root: Path) -> None:

@@ -99,3 +99,20 @@ def test_a_minimal_ranker_gets_the_default_hooks(mock_dataset: PreparedDataset) 
     assert [r.item_ids for r in ranker.rank(xs, get_need("interest"))] == [x.candidate_ids for x in xs]
     with pytest.raises(TypeError, match="no `name` and `rank"):
         as_ranker(object(), "test")
+
+
+def test_options_a_ranker_does_not_read_are_refused(mock_dataset: PreparedDataset, data_root: Path) -> None:
+    from flexbench.errors import FlexBenchError
+
+    def build(name: str, **options: object) -> Ranker:
+        return build_ranker(name, RankerContext(mock_dataset, options=options, cache_dir=data_root / "cache"))
+
+    with pytest.raises(FlexBenchError, match="ranker 'random' does not take option 'model'.*takes: no options"):
+        build("random", model="smollm2")
+    with pytest.raises(FlexBenchError, match="Did you mean 'decay'"):
+        build("star", decayy=0.5)
+    assert build("star", decay=0.5, label="star-decay").name == "star"
+    assert build("random", label="random-2").name == "random"
+    for name, entry in REGISTRY.items():
+        known = entry.accepted_options()
+        assert known is not None and "label" in known, name
