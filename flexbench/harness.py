@@ -29,7 +29,7 @@ from flexbench.errors import FlexBenchError
 from flexbench.metrics import mean_metrics, score_rankings, zero_metrics
 from flexbench.ranker import Ranker
 from flexbench.repair import repair
-from flexbench.results import ResultStore, code_version, hardware
+from flexbench.results import VERSION_KEYS, ResultStore, code_version, hardware
 from flexbench.types import Instance, InstanceRecord, NeedLabels, NeedSpec, Ranking, RunKey, RunResult
 
 RATE_NAMES: tuple[str, ...] = ("invalid_rate", "duplicate_rate", "parse_failure_rate", "pad_rate")
@@ -138,7 +138,8 @@ def evaluate(
     hold = contextlib.ExitStack()  # the run's lock (flexbench.results.ResultStore.writer), until the end
     if store is not None:
         writer = hold.enter_context(store.writer(key, config=full_config, overwrite=overwrite,
-                                                 data_fingerprint=str(prov["data_fingerprint"])))
+                                                 data_fingerprint=str(prov["data_fingerprint"]),
+                                                 versions={k: prov[k] for k in VERSION_KEYS if k in prov}))
         done, append = writer.done, writer.append
     else:
         done = {}

@@ -203,13 +203,24 @@ class RunWriter:
         fresh = [r for r in records if r.instance_id not in self.done]
         if not fresh:
             return
-        payload = "".join(json.dumps(record_to_json(r), ensure_ascii=False) + "\n" for r in fresh)
+        payload = "".join(_json_line(record_to_json(r)) for r in fresh)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         self.done.update((r.instance_id, r) for r in fresh)
+
+
+def _json_line(value: Any) -> str:
+    """One JSON line, readable UTF-8 where possible; text holding a lone surrogate (which UTF-8 cannot
+    encode) is written with ASCII escapes instead, which JSON reads back exactly."""
+    line = json.dumps(value, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(value, ensure_ascii=True)
+    return line + "\n"
 
 
 class ResultStore:
@@ -290,7 +301,8 @@ class ResultStore:
 
     @contextlib.contextmanager
     def writer(self, key: RunKey, *, config: Mapping[str, Any], data_fingerprint: str, overwrite: bool = False,
-               on_stale: Callable[[str], None] | None = None) -> Iterator[RunWriter]:
+               on_stale: Callable[[str], None] | None = None,
+               versions: Mapping[str, Any] | None = None) -> Iterator[RunWriter]:
         """Hold the run's lock while (re)running ``key``: :meth:`open_run` under the lock.
 
         A second writer (also with ``overwrite``) gets :class:`~flexbench.locks.LockHeld`
@@ -305,15 +317,17 @@ class ResultStore:
                 raise LockHeld(f"{err}; --overwrite does not discard a run in progress") from None
             raise
         try:
-            yield self.open_run(key, config=config, data_fingerprint=data_fingerprint, overwrite=overwrite)
+            yield self.open_run(key, config=config, data_fingerprint=data_fingerprint, overwrite=overwrite,
+                                versions=versions)
         finally:
             lock.release()
 
     def open_run(self, key: RunKey, *, config: Mapping[str, Any], data_fingerprint: str,
-                 overwrite: bool = False) -> RunWriter:
+                 overwrite: bool = False, versions: Mapping[str, Any] | None = None) -> RunWriter:
         """Prepare ``key`` for (re)running: check compatibility, repair the JSONL, return a writer.
 
-        The stored run must have the same ``config`` and ``data_fingerprint``;
+        The stored run must have the same ``config``, ``data_fingerprint`` and
+        ``versions`` (the :data:`VERSION_KEYS` of its provenance: protocol and prompt);
         otherwise this raises :class:`FlexBenchError` suggesting ``--overwrite``,
         unless ``overwrite`` is set, in which case the stored run is deleted.
         The caller holds the run's lock (use :meth:`writer`).
@@ -326,7 +340,7 @@ class ResultStore:
             raise FlexBenchError(f"{jsonl} has records but no aggregate to check them against; "
                                  f"rerun with --overwrite")
         if stored is not None:
-            _check_compatible(key, stored, config, data_fingerprint)
+            _check_compatible(key, stored, config, data_fingerprint, versions or {})
         read_jsonl(jsonl, repair=True)
         records = self.load_records(key)
         if stored is not None:
@@ -370,9 +384,20 @@ def verify_run(run: RunResult, records: list[InstanceRecord], jsonl: Path) -> No
                                  f"{again!r}; the file was edited: {redo}")
 
 
-def _check_compatible(key: RunKey, stored: RunResult, config: Mapping[str, Any], fingerprint: str) -> None:
+VERSION_KEYS = ("protocol_version", "prompt_version", "prompt_mode")
+"""Provenance fields a resumed run must share with the stored one: records made under an older protocol
+or prompt are never mixed with new ones."""
+
+
+def _check_compatible(key: RunKey, stored: RunResult, config: Mapping[str, Any], fingerprint: str,
+                      versions: Mapping[str, Any]) -> None:
     prov = stored.provenance
     where = f"{key.ranker} on {key.dataset}/{key.need}/{key.split}"
+    changed = [k for k in VERSION_KEYS if k in versions and prov.get(k) != versions[k]]
+    if changed:
+        was = ", ".join(f"{k} {prov.get(k)!r} -> {versions[k]!r}" for k in changed)
+        raise FlexBenchError(f"stored run {where} was made under another protocol or prompt ({was}); "
+                             f"rerun with --overwrite to replace it")
     if prov.get("data_fingerprint") != fingerprint:
         raise FlexBenchError(f"stored run {where} was computed on other data (fingerprint "
                              f"{str(prov.get('data_fingerprint'))[:12]} vs {fingerprint[:12]}); "

@@ -123,3 +123,30 @@ def test_provenance_helpers() -> None:
     assert version["package"] and set(version) == {"package", "git_commit", "dirty"}
     hw = hardware()
     assert hw["cpu"] and hw["cpu_count"] >= 1 and "gpu" in hw
+
+
+def test_a_run_under_another_prompt_version_is_not_resumed(data_root: Path) -> None:
+    from flexbench.errors import FlexBenchError
+
+    store = ResultStore()
+    key = RunKey("zs", "mock", "interest", "test")
+    with store.writer(key, config={"c": 1}, data_fingerprint="f", versions={"prompt_version": 2}) as w:
+        w.append([])
+    store.write_aggregate(RunResult(key, 0, {}, {}, {"data_fingerprint": "f", "config": {"c": 1},
+                                                     "prompt_version": 2}, complete=False))
+    with store.writer(key, config={"c": 1}, data_fingerprint="f", versions={"prompt_version": 2}):
+        pass
+    with pytest.raises(FlexBenchError, match=r"another protocol or prompt \(prompt_version 2 -> 3\)"), \
+            store.writer(key, config={"c": 1}, data_fingerprint="f", versions={"prompt_version": 3}):
+        pass
+
+
+def test_a_lone_surrogate_in_a_record_is_stored_and_read_back() -> None:
+    from flexbench.results import _json_line
+
+    odd, plain = {"raw": "ok \ud800 end"}, {"raw": "é"}
+    assert _json_line(plain) == '{"raw": "é"}\n'  # readable UTF-8 where it can be
+    for value in (odd, plain):
+        line = _json_line(value)
+        line.encode("utf-8")  # always encodable
+        assert json.loads(line) == value
