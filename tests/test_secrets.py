@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from flexbench.cli import app
 from flexbench.errors import FlexBenchError
-from flexbench.llm.fake_openai import FakeOpenAIServer
+from fake_openai import FakeOpenAIServer
 from flexbench.secrets import check_options, is_credential_name, redact_options, redact_url, url_secrets
 
 ENV_KEY = "sk-env-key-never-stored-5b7e"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flexbench.llm.fake_openai import FakeOpenAIServer
+from fake_openai import FakeOpenAIServer
 from flexbench.prepared import PreparedDataset
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
 from needs.base import NOVELTY

@@ -22,7 +22,7 @@ from flexbench.llm.backends.openai_backend import (
     OpenAIRequestError,
     backoff_delay,
 )
-from flexbench.llm.fake_openai import FakeOpenAIServer
+from fake_openai import FakeOpenAIServer
 
 pytestmark = pytest.mark.network
 SECRET = "sk-test-DO-NOT-LEAK-7f3a9c1e5b"

@@ -17,7 +17,7 @@ from flexbench.llm.backends.openai_backend import (
     endpoint_failure,
     is_retryable,
 )
-from flexbench.llm.fake_openai import FakeOpenAIServer
+from fake_openai import FakeOpenAIServer
 from flexbench.llm.response_cache import ResponseCache, request_key, valid_unicode
 
 pytestmark = pytest.mark.network

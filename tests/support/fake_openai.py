@@ -1,4 +1,4 @@
-"""A loopback fake of the OpenAI chat completions endpoint, for tests and offline demos.
+"""A loopback fake of the OpenAI chat completions endpoint, for tests only (not shipped in the package).
 
 ``FakeOpenAIServer`` listens on ``127.0.0.1`` (an ephemeral port), answers
 ``POST /v1/chat/completions`` with a well-formed ``chat.completion`` object and
