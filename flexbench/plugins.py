@@ -18,7 +18,9 @@ Two ways to put a ranker that lives outside this repository on the benchmark:
   :func:`shadowed` lists such names).
 
 A factory may return a full :class:`~flexbench.ranker.Ranker` or any object with
-``name`` and ``rank(instances, need)``; the registry adds the default hooks.
+``name`` and ``rank(instances, need)``; the registry adds the default hooks. Its
+``--set`` options are not checked (``accepts=None``): FlexBench cannot know what an
+outside factory reads.
 Plugins are of kind ``external`` on the leaderboard. Nothing is imported until
 a ranker is built, so ``flexbench rankers`` stays fast and a broken plugin
 breaks only its own runs. :func:`flexbench.testing.check_ranker` is the
@@ -98,7 +100,8 @@ def entry_point_entries(registry: Mapping[str, RankerEntry] | None = None) -> di
             continue
         dist = ep.dist.name if ep.dist is not None else "an unknown distribution"
         target = f"{ep.module}:{ep.attr}" if ep.attr else ep.module
-        out[ep.name] = ExternalEntry(ep.name, target, RankerKind.EXTERNAL, f"Plugin from {dist} ({target}).")
+        out[ep.name] = ExternalEntry(ep.name, target, RankerKind.EXTERNAL, f"Plugin from {dist} ({target}).",
+                                     accepts=None)
     return out
 
 
@@ -133,7 +136,7 @@ def resolve(name: str) -> RankerEntry | None:
     if not found:
         raise UnknownRanker(f"ranker {name!r}: no module {module_name!r} on the import path; install it or "
                             f"add its directory to PYTHONPATH")
-    return ExternalEntry(name, name, RankerKind.EXTERNAL, f"External factory {name}.")
+    return ExternalEntry(name, name, RankerKind.EXTERNAL, f"External factory {name}.", accepts=None)
 
 
 def is_external(name: str) -> bool:
