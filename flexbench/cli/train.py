@@ -57,19 +57,24 @@ def _yaml_value(text: str, where: str) -> Any:
 
 
 def resolve_needs(dataset: str, need: str | None, needs: str | None) -> tuple[str, ...]:
-    """One need (``--need``), all needs (``--needs all``) or a comma list (``--needs a,b``)."""
-    from needs.base import get_need, needs_of
+    """One need (``--need``), the paper's needs of the dataset (``--needs all``) or a comma list (``--needs a,b``).
 
-    available = needs_of(dataset.removesuffix("-dense"))
+    Any need the dataset stores labels for can be trained on, the v2 label variants
+    included; ``all`` is the paper's joint setting (its needs only).
+    """
+    from needs.base import LABELLED_NEEDS, get_need, needs_of
+
+    paper = needs_of(dataset.removesuffix("-dense"))
+    labelled = LABELLED_NEEDS.get(dataset.removesuffix("-dense"), paper)
     if need and needs:
         raise FlexBenchError("give either --need or --needs, not both")
     if needs == "all":
-        return available
-    chosen = tuple(n.strip() for n in (needs or need or available[0]).split(",") if n.strip())
+        return paper
+    chosen = tuple(n.strip() for n in (needs or need or paper[0]).split(",") if n.strip())
     for name in chosen:
         get_need(name)
-        if name not in available:
-            raise FlexBenchError(f"need {name!r} is not defined on {dataset!r} (it has {', '.join(available)})")
+        if name not in labelled:
+            raise FlexBenchError(f"need {name!r} is not defined on {dataset!r} (it has {', '.join(labelled)})")
     return chosen
 
 
