@@ -36,6 +36,28 @@ SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 PROTOCOL_VERSION = 2
 
 
+@dataclass(frozen=True, kw_only=True)
+class InstanceSizes:
+    """Sizes of an instance set (SPEC section 2): the one place their defaults are written.
+
+    ``n_train``/``n_valid``/``n_test`` instances per split (seeded subsample),
+    ``k`` candidates, histories of ``history_len`` items (at least ``min_history``).
+    ``flexbench data prepare``'s config and the builders' config both extend it.
+    """
+
+    n_train: int = 5000
+    n_valid: int = 1000
+    n_test: int = 1000
+    k: int = 30
+    history_len: int = 10
+    min_history: int = 3
+    seed: int = 0
+
+    def sizes(self) -> dict[str, int]:
+        """These fields as keyword arguments (to build another :class:`InstanceSizes` subclass)."""
+        return {name: getattr(self, name) for name in InstanceSizes.__dataclass_fields__}
+
+
 def rng_for(seed: int, *tags: int) -> np.random.Generator:
     """A generator seeded by ``(seed, *tags)``: independent streams per step."""
     return np.random.default_rng([seed, *tags])

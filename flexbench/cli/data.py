@@ -55,15 +55,16 @@ def prepare(
     raw_dir: Annotated[Path | None, typer.Option("--raw-dir", help="official files [default: bundled sample]")] = None,
     variant: Annotated[str | None, typer.Option("--variant", help="sparse or dense (KuaiRec training labels)")] = None,
     out_root: Annotated[Path | None, typer.Option("--out-root", help="[default: <data>/prepared]")] = None,
-    encoder: Annotated[str, typer.Option("--encoder", help="sentence-transformers model (ID or path), or 'hash'")]
-    = "all-MiniLM-L6-v2",
-    n_train: Annotated[int, typer.Option("--n-train")] = 5000,
-    n_valid: Annotated[int, typer.Option("--n-valid")] = 1000,
-    n_test: Annotated[int, typer.Option("--n-test")] = 1000,
-    k: Annotated[int, typer.Option("--k", help="candidates per instance")] = 30,
-    history_len: Annotated[int, typer.Option("--history-len")] = 10,
-    sparsity: Annotated[float, typer.Option("--sparsity", help="KuaiRec observable fraction")] = 0.1,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    encoder: Annotated[str | None, typer.Option(
+        "--encoder", help="sentence-transformers model (ID or path), or 'hash' [default: all-MiniLM-L6-v2]")] = None,
+    n_train: Annotated[int | None, typer.Option("--n-train", help="[default: 5000]")] = None,
+    n_valid: Annotated[int | None, typer.Option("--n-valid", help="[default: 1000]")] = None,
+    n_test: Annotated[int | None, typer.Option("--n-test", help="[default: 1000]")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="candidates per instance [default: 30]")] = None,
+    history_len: Annotated[int | None, typer.Option("--history-len", help="[default: 10]")] = None,
+    sparsity: Annotated[float | None, typer.Option("--sparsity", help="KuaiRec observable fraction [default: 0.1]")]
+    = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="[default: 0]")] = None,
     filler: Annotated[str | None, typer.Option(
         "--filler", help="ML-1M unrated fillers: popularity-matched (default) or top-retrieved (protocol 1)")] = None,
 ) -> None:
@@ -75,8 +76,10 @@ def prepare(
     if dataset == "kuairec-dense":
         dataset, variant = "kuairec", variant or "dense"
     build = {} if filler is None else {"filler": filler}
-    cfg = PrepareConfig(dataset, variant=variant or "sparse", encoder=encoder, n_train=n_train, n_valid=n_valid,
-                        n_test=n_test, k=k, history_len=history_len, sparsity=sparsity, seed=seed, build=build)
+    given = {"encoder": encoder, "n_train": n_train, "n_valid": n_valid, "n_test": n_test, "k": k,
+             "history_len": history_len, "sparsity": sparsity, "seed": seed}  # unset: PrepareConfig's defaults
+    cfg = PrepareConfig(dataset, variant=variant or "sparse", build=build,
+                        **{name: value for name, value in given.items() if value is not None})
     timings = Timings()
     out = do_prepare(cfg, raw_dir, out_root if out_root is not None else prepared_dir(), timings=timings)
     typer.echo(f"prepared {out.name}: {out.meta['n_instances']} instances, needs {', '.join(out.needs)} -> "

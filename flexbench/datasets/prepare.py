@@ -36,7 +36,7 @@ from flexbench.datasets.search import build_search, query_table
 from flexbench.datasets.sequential import BuildConfig, build_sequential
 from flexbench.embeddings import DEFAULT_ENCODER, embed_texts
 from flexbench.errors import FlexBenchError
-from flexbench.instances import PROTOCOL_VERSION, rng_for
+from flexbench.instances import PROTOCOL_VERSION, InstanceSizes, rng_for
 from flexbench.locks import (
     clear_marker,
     dataset_lock,
@@ -57,20 +57,13 @@ SAMPLE_NAMES = {"kuairec": ("kuairec", "sparse"), "kuairec-dense": ("kuairec", "
 
 
 @dataclass(frozen=True)
-class PrepareConfig:
-    """Settings of one prepare run (CLI flags map onto these fields)."""
+class PrepareConfig(InstanceSizes):
+    """Settings of one prepare run (CLI flags map onto these fields; sizes: :class:`InstanceSizes`)."""
 
     dataset: str
     variant: str = "sparse"
     encoder: str = DEFAULT_ENCODER
-    n_train: int = 5000
-    n_valid: int = 1000
-    n_test: int = 1000
-    k: int = 30
-    history_len: int = 10
-    min_history: int = 3
     sparsity: float = 0.1
-    seed: int = 0
     build: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,9 +89,7 @@ class PrepareConfig:
 
     def build_config(self) -> BuildConfig:
         """The instance-construction part of this config."""
-        return BuildConfig(n_train=self.n_train, n_valid=self.n_valid, n_test=self.n_test, k=self.k,
-                           history_len=self.history_len, min_history=self.min_history, seed=self.seed,
-                           **self.build)
+        return BuildConfig(**self.sizes(), **self.build)
 
 
 @dataclass

@@ -29,7 +29,14 @@ from flexbench.datasets.candidates import (
     popularity_bins,
     retrieve_candidates,
 )
-from flexbench.instances import anchor_windows, permute_rows, split_users, storage_order, subsample
+from flexbench.instances import (
+    InstanceSizes,
+    anchor_windows,
+    permute_rows,
+    split_users,
+    storage_order,
+    subsample,
+)
 from flexbench.retrieval import candidate_scores, query_vectors, score_chunks
 from needs import novelty, trend
 from needs.interest import interest_labels, rating_gains, watch_ratio_gains
@@ -59,16 +66,9 @@ class SequentialSource:
 
 
 @dataclass(frozen=True)
-class BuildConfig:
-    """Instance-construction settings shared by the sequential datasets."""
+class BuildConfig(InstanceSizes):
+    """Instance-construction settings shared by the sequential datasets (sizes: :class:`InstanceSizes`)."""
 
-    n_train: int = 5000
-    n_valid: int = 1000
-    n_test: int = 1000
-    k: int = 30
-    history_len: int = 10
-    min_history: int = 3
-    seed: int = 0
     lam: float = 0.7
     beta: float = 1.0
     alpha: float = 0.5

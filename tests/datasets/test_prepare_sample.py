@@ -60,3 +60,18 @@ def test_protocol_version_is_part_of_the_fingerprint(tmp_path: Path) -> None:
     ds = prepare_sample("esci", tmp_path, encoder="hash", cache=tmp_path / "emb")
     assert _fingerprint(ds.root, ds.protocol_version) == ds.fingerprint
     assert _fingerprint(ds.root, 1) != ds.fingerprint != _fingerprint(ds.root, None)
+
+
+def test_prepare_and_build_configs_share_one_set_of_size_defaults() -> None:
+    from dataclasses import fields
+
+    from flexbench.datasets.prepare import PrepareConfig
+    from flexbench.datasets.sequential import BuildConfig
+    from flexbench.instances import InstanceSizes
+
+    sizes = {f.name for f in fields(InstanceSizes)}
+    assert issubclass(PrepareConfig, InstanceSizes) and issubclass(BuildConfig, InstanceSizes)
+    cfg = PrepareConfig("ml-1m", n_test=7)
+    assert cfg.build_config().sizes() == cfg.sizes() and cfg.sizes()["n_test"] == 7
+    assert {k: v for k, v in cfg.sizes().items() if k != "n_test"} == {
+        k: v for k, v in InstanceSizes().sizes().items() if k != "n_test"} and sizes == set(cfg.sizes())
