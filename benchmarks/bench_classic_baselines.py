@@ -27,7 +27,7 @@ from flexbench.catalog import open_dataset
 from flexbench.metrics import mean_metrics, score_rankings
 from flexbench.ranker import RankerContext, build_ranker
 from flexbench.trainers import TrainRequest
-from needs.base import get_need
+from flexbench.vocabulary import get_need
 
 RANKERS = ("random", "candidate-order", "popularity", "star", "bert4rec")
 

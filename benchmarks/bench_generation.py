@@ -29,7 +29,7 @@ from flexbench.llm.backends.base import Generation, SamplingParams
 def _prompts(tokenizer, n: int) -> tuple[list[str], list[tuple[str, ...]]]:
     from flexbench.llm.prompts import build_prompt
     from flexbench.mock import write_mock_dataset
-    from needs.base import INTEREST
+    from flexbench.vocabulary import INTEREST
 
     with tempfile.TemporaryDirectory() as tmp:
         instances = write_mock_dataset(Path(tmp) / "mock").instances("test", limit=n)

@@ -35,7 +35,7 @@ def rollout_prompts(tokenizer: Any, n: int, dataset: str, need: str) -> list[str
     """The training prompts of the first ``n`` training instances (seeded as training seeds them)."""
     from flexbench.catalog import open_dataset
     from flexbench.llm.prompts import build_prompt
-    from needs.base import get_need
+    from flexbench.vocabulary import get_need
 
     instances = open_dataset(dataset).instances("train", limit=n)
     return [build_prompt(x, get_need(need), seed=i, tokenizer=tokenizer).text for i, x in enumerate(instances)]

@@ -51,7 +51,7 @@ def _build(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from flexbench.train.run import _load_policy, _reference
     from flexbench.train.signal.gains import make_gain_provider
     from flexbench.train.tasks import TaskSampler
-    from needs.base import get_need
+    from flexbench.vocabulary import get_need
 
     options = {**({"preset": args.preset} if args.preset else {}), **parse_overrides(args.overrides)}
     cfg = TrainConfig.from_options(options, model=args.model, steps=args.steps)

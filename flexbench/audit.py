@@ -86,7 +86,7 @@ def _retriever_rankings(instances: Sequence[Instance]) -> list[tuple[str, ...]] 
 def _ranker_rankings(dataset: PreparedDataset, name: str, instances: Sequence[Instance], need: str,
                      seed: int) -> list[tuple[str, ...]] | None:
     """Rankings of registered ranker ``name``, ``None`` where it cannot run on ``dataset``."""
-    from needs.base import get_need
+    from flexbench.vocabulary import get_need
 
     try:
         ranker = build_ranker(name, RankerContext(dataset, seed=seed))

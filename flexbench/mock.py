@@ -27,7 +27,8 @@ import pandas as pd
 
 from flexbench.prepared import PreparedDataset, instances_frame, labels_frame, write_prepared
 from flexbench.types import Candidate, HistoryItem, Instance, NeedLabels, Split
-from needs.base import DATASET_NEEDS, minmax, relevant_set
+from flexbench.vocabulary import DATASET_NEEDS
+from needs.labels import minmax, relevant_set
 
 N_USERS, N_ITEMS, N_TOPICS, DIM, K, HISTORY = 120, 400, 8, 16, 30, 10
 TOPIC_NAMES = ("comedy", "music", "sports", "cooking", "travel", "gaming", "pets", "science")

@@ -68,7 +68,7 @@ class EvalRequest:
 
 def check_need(dataset: PreparedDataset, need: str) -> NeedSpec:
     """The need ``need`` if it is known and labelled on ``dataset``; else a one-line error."""
-    from needs.base import get_need
+    from flexbench.vocabulary import get_need
 
     spec = get_need(need)
     if need not in dataset.needs:

@@ -121,7 +121,7 @@ def check_ranker(factory: Callable[[RankerContext], Any], *, dataset: PreparedDa
     a fresh temporary directory); ``needs`` to every need of the dataset.
     """
     from flexbench.harness import evaluate
-    from needs.base import get_need
+    from flexbench.vocabulary import get_need
 
     data = dataset if dataset is not None else _mock(workdir)
     cache = Path(workdir) / "cache" if workdir is not None else data.root.parent / "cache"

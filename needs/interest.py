@@ -6,7 +6,7 @@
 * ML-1M: ``gain = 2^rating - 1`` for an observed rating of ``(u, c)``, 0 when
   ``u`` never rated ``c``.
 
-Relevant set: :func:`needs.base.relevant_set` (top 5 with gain > 0, ties by item ID).
+Relevant set: :func:`needs.labels.relevant_set` (top 5 with gain > 0, ties by item ID).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Two needs share the formula and differ in the relevance ``rel``:
   be liked by the user, not merely close to the history in embedding space.
 
 Topics: KuaiRec ``feat`` tags of ``item_categories.csv``; ML-1M genres. Items
-without topics are never niche. Relevant set: :func:`needs.base.relevant_set`.
+without topics are never niche. Relevant set: :func:`needs.labels.relevant_set`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ platform's natural traffic), ML-1M all ratings. Two needs differ in ``rel``:
 
 The counts are stored per candidate at prepare time and shown in trend prompts
 (:attr:`flexbench.types.Candidate.recent_count`). Relevant set:
-:func:`needs.base.relevant_set`.
+:func:`needs.labels.relevant_set`.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from flexbench.prepared import PreparedDataset, write_prepared
 from flexbench.ranker import RankerContext
 from flexbench.results import ResultStore
 from flexbench.types import Instance, NeedSpec, Ranking, RunKey
-from needs.base import get_need
+from flexbench.vocabulary import get_need
 
 
 def _integer_mock(root: Path) -> PreparedDataset:

@@ -22,7 +22,7 @@ from flexbench.prepared import PreparedDataset
 from flexbench.ranker import RankerContext
 from flexbench.results import ResultStore
 from flexbench.types import RunKey
-from needs.base import get_need
+from flexbench.vocabulary import get_need
 from needs.oracle import OracleRanker
 
 

@@ -28,7 +28,7 @@ from flexbench.metrics import (
 from flexbench.prepared import PreparedDataset
 from flexbench.ranker import RankerContext
 from flexbench.types import Candidate, Instance, NeedLabels, Split
-from needs.base import get_need
+from flexbench.vocabulary import get_need
 
 
 def labels(gains: list[float], relevant: set[str] | None = None, iid: str = "q0000") -> NeedLabels:

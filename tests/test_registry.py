@@ -23,7 +23,7 @@ from flexbench.ranker import (
     get_entry,
 )
 from flexbench.types import Ranking
-from needs.base import get_need
+from flexbench.vocabulary import get_need
 
 SCORE_BASED = {RankerKind.REFERENCE, RankerKind.ORACLE, RankerKind.CLASSIC}
 

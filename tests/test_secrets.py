@@ -86,7 +86,7 @@ def test_gpt4o_records_the_endpoint_without_its_credentials(data_root: Path, mon
     """What the ranker and backend write themselves: provenance ``endpoint``, cache, records, logs."""
     from flexbench.catalog import open_dataset
     from flexbench.ranker import RankerContext, build_ranker
-    from needs.base import INTEREST
+    from flexbench.vocabulary import INTEREST
 
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)

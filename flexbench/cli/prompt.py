@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         from flexbench.errors import FlexBenchError
         from flexbench.llm.prompts import build_prompt
         from flexbench.suite import check_need
-        from needs.base import get_need
+        from flexbench.vocabulary import get_need
 
         data = open_dataset(dataset)
         check_need(data, need)

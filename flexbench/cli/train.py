@@ -62,7 +62,7 @@ def resolve_needs(dataset: str, need: str | None, needs: str | None) -> tuple[st
     Any need the dataset stores labels for can be trained on, the v2 label variants
     included; ``all`` is the paper's joint setting (its needs only).
     """
-    from needs.base import LABELLED_NEEDS, get_need, needs_of
+    from flexbench.vocabulary import LABELLED_NEEDS, get_need, needs_of
 
     paper = needs_of(dataset.removesuffix("-dense"))
     labelled = LABELLED_NEEDS.get(dataset.removesuffix("-dense"), paper)

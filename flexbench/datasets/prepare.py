@@ -48,7 +48,7 @@ from flexbench.locks import (
 from flexbench.paths import cache_dir as default_cache_dir
 from flexbench.paths import prepared_dir
 from flexbench.prepared import PreparedDataset, labels_frame, write_prepared
-from needs.base import LABELLED_NEEDS
+from flexbench.vocabulary import LABELLED_NEEDS
 
 DATASETS = ("kuairec", "ml-1m", "esci")
 KUAIREC_COMPLETE_PLAY = 1.0

@@ -7,7 +7,7 @@ item-topic matrix and the platform traffic for the trend need.
 :func:`build_sequential` then applies SPEC section 2: user split, history
 windows, seeded subsampling, STAR retrieval or the ML-1M candidate rule
 (:mod:`flexbench.datasets.candidates`: popularity-matched fillers), and the
-labels of every need (:data:`needs.base.LABELLED_NEEDS`).
+labels of every need (:data:`flexbench.vocabulary.LABELLED_NEEDS`).
 
 Stored per instance (protocol :data:`flexbench.instances.PROTOCOL_VERSION`):
 the candidates in the seeded hash order of :func:`flexbench.instances.storage_order`

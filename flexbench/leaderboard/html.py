@@ -105,7 +105,7 @@ def board_html(board: Board, need_title: str) -> str:
 
 def leaderboards_html(boards: Sequence[Board], dataset_titles: Mapping[str, str] | None = None) -> str:
     """Every dataset's need-switch table and boards, with the legend; a line when nothing is stored."""
-    from needs.base import NEEDS
+    from flexbench.vocabulary import NEEDS
 
     if not boards:
         return "<p>No stored runs.</p>"

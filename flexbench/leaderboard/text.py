@@ -145,7 +145,7 @@ def _md_switch(switch: NeedSwitch) -> list[str]:
 
 def markdown_for(boards: Sequence[Board], dataset: str, *, banner: str | None = None) -> str:
     """The Markdown leaderboard of ``dataset``: its need-switch table, then one section per need."""
-    from needs.base import NEEDS
+    from flexbench.vocabulary import NEEDS
 
     lines = [f"# FlexBench leaderboard: {dataset}", ""]
     if banner:

@@ -66,7 +66,7 @@ def train_policy(request: TrainRequest) -> Path:
     from flexbench.train.preflight import check_before_training
     from flexbench.train.rollout.engines import make_backend
     from flexbench.train.tasks import TaskSampler
-    from needs.base import DATASET_NEEDS, get_need
+    from flexbench.vocabulary import DATASET_NEEDS, get_need
 
     method = get_method(str(request.options.get("method", request.method)))
     cfg = build_config(method, request)

@@ -26,7 +26,7 @@ from baselines.bert4rec import (
 from flexbench.errors import FlexBenchError
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
 from flexbench.trainers import TrainRequest
-from needs.base import INTEREST
+from flexbench.vocabulary import INTEREST
 
 pytest.importorskip("recbole")
 

@@ -12,7 +12,7 @@ import pytest
 from fake_openai import FakeOpenAIServer
 from flexbench.prepared import PreparedDataset
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
-from needs.base import NOVELTY
+from flexbench.vocabulary import NOVELTY
 
 SECRET = "sk-test-gpt4o-SECRET-91b2"
 

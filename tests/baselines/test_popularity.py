@@ -8,7 +8,7 @@ from baseline_fixtures import history_instance, query_instance
 from baselines.popularity import PopularityRanker
 from flexbench.errors import FlexBenchError
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
-from needs.base import INTEREST, NOVELTY
+from flexbench.vocabulary import INTEREST, NOVELTY
 
 EMB = {i: (1.0, 0.0) for i in "ABCDE"}
 # Training counts: A 2, B 2, C 1; D only by a valid user (counts 0, like E which nobody saw).

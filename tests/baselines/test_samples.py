@@ -28,7 +28,7 @@ from flexbench.catalog import open_dataset
 from flexbench.prepared import PreparedDataset
 from flexbench.ranker import RankerContext, build_ranker
 from flexbench.trainers import TrainRequest
-from needs.base import NEEDS
+from flexbench.vocabulary import NEEDS
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from baselines.star import QuerySTARScorer, STARConfig, STARRanker, build_scorer
 from flexbench.embeddings import HashingEncoder
 from flexbench.errors import FlexBenchError
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
-from needs.base import ESCI, INTEREST
+from flexbench.vocabulary import ESCI, INTEREST
 
 # Embeddings (unit norm): cos_sem(C, A) = 0.6, (C, D) = 0.96, (C, B) = 0.8, (B, D) = 0.6, (E, B) = 1.
 EMB = {"A": (1.0, 0.0), "B": (0.0, 1.0), "C": (0.6, 0.8), "D": (0.8, 0.6), "E": (0.0, 1.0)}

@@ -13,7 +13,7 @@ from flexbench.llm.parsing import parse_ranking
 from flexbench.prepared import PreparedDataset
 from flexbench.ranker import RankerContext, build_ranker
 from flexbench.types import Instance
-from needs.base import INTEREST, TREND
+from flexbench.vocabulary import INTEREST, TREND
 
 
 @pytest.fixture(autouse=True)

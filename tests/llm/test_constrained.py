@@ -12,7 +12,7 @@ from flexbench.llm.models import tiny_causal_lm
 from flexbench.llm.parsing import parse_ranking
 from flexbench.llm.prompts import build_prompt
 from flexbench.types import Instance
-from needs.base import NOVELTY
+from flexbench.vocabulary import NOVELTY
 
 
 def test_trie_allows_remaining_labels_then_only_eos(smollm2_tokenizer) -> None:

@@ -14,7 +14,7 @@ from flexbench.llm.prompts import DEFAULT_SYSTEM, PROMPT_VERSION, REASON_SYSTEM,
 from flexbench.prepared import PreparedDataset
 from flexbench.ranker import RankerContext
 from flexbench.types import Instance
-from needs.base import INTEREST
+from flexbench.vocabulary import INTEREST
 
 
 def test_reason_mode_changes_only_the_answer_format_and_system_line(mock_instances: list[Instance]) -> None:

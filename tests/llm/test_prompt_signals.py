@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from flexbench.cli import app
 from flexbench.llm.prompts import build_prompt
 from flexbench.types import Candidate, HistoryItem, Instance, Split
-from needs.base import ESCI, INTEREST, NOVELTY, NOVELTY_V2, TREND, TREND_V2
+from flexbench.vocabulary import ESCI, INTEREST, NOVELTY, NOVELTY_V2, TREND, TREND_V2
 
 
 def _instance() -> Instance:

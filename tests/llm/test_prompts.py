@@ -10,7 +10,7 @@ from flexbench.llm.labels import label_map, neutralize
 from flexbench.llm.parsing import parse_ranking
 from flexbench.llm.prompts import build_prompt, clean_text
 from flexbench.types import Candidate, Instance
-from needs.base import ESCI, INTEREST
+from flexbench.vocabulary import ESCI, INTEREST
 
 _LABEL_LIKE = re.compile(r"\[\s*#?\s*\d+\s*\]")
 

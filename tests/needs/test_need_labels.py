@@ -96,7 +96,7 @@ def test_v2_needs_take_the_interest_gain_as_relevance() -> None:
 
 
 def test_v2_needs_prompt_like_the_paper_needs() -> None:
-    from needs.base import DATASET_NEEDS, LABELLED_NEEDS, NEEDS
+    from flexbench.vocabulary import DATASET_NEEDS, LABELLED_NEEDS, NEEDS
 
     for paper, v2 in (("novelty", "novelty-v2"), ("trend", "trend-v2")):
         a, b = NEEDS[paper], NEEDS[v2]

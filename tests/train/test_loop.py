@@ -94,7 +94,7 @@ def test_train_policy_end_to_end_then_eval_loads_it(toy_tokenizer, data_root: Pa
     from flexbench.train.checkpoint import save_policy
     from flexbench.train.run import train_policy
     from flexbench.trainers import TrainRequest
-    from needs.base import get_need
+    from flexbench.vocabulary import get_need
 
     base = data_root / "tiny-base"
     save_policy(base, tiny_policy(toy_tokenizer), toy_tokenizer)

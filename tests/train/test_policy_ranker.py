@@ -10,7 +10,7 @@ from policy_fixtures import tiny_policy, toy_tokenizer
 
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
 from flexbench.train.checkpoint import save_policy
-from needs.base import get_need
+from flexbench.vocabulary import get_need
 
 __all__ = ["toy_tokenizer"]
 

@@ -54,7 +54,7 @@ def kuairec_prompts(smollm2: tuple[Any, Any]) -> list[str]:
     """The chat-templated ranking prompts of three KuaiRec sample test instances (interest need)."""
     from flexbench.catalog import open_dataset
     from flexbench.llm.prompts import build_prompt
-    from needs.base import get_need
+    from flexbench.vocabulary import get_need
 
     dataset = open_dataset("kuairec")
     return [build_prompt(x, get_need("interest"), seed=0, tokenizer=smollm2[1]).text

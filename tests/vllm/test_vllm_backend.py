@@ -61,7 +61,7 @@ def test_zero_shot_rankings_match_the_transformers_backend(engine: Any, smollm2:
     from flexbench.catalog import open_dataset
     from flexbench.llm.backends.transformers_backend import TransformersBackend
     from flexbench.ranker import RankerContext
-    from needs.base import get_need
+    from flexbench.vocabulary import get_need
 
     model, tokenizer = smollm2
     dataset = open_dataset("kuairec")

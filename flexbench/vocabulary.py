@@ -1,17 +1,31 @@
-"""Need specifications: names, titles, instructions and which datasets carry each need.
+"""FlexBench's core vocabulary: the datasets, the needs, and which dataset carries which need.
 
-The label formulas live in one module per need (``needs/interest.py`` ...); this
-module holds what every part of FlexBench needs to know without computing labels:
-the :class:`~flexbench.types.NeedSpec` of each need (used in prompts) and the
-dataset -> needs table (SPEC section 3).
+What every part of FlexBench needs to know without computing labels: the
+:class:`DatasetName` of each paper dataset, the :class:`~flexbench.types.NeedSpec`
+of each need (its title and instruction, used in prompts, and the signals its
+prompt shows) and the dataset -> needs tables (SPEC section 3). The label
+formulas live in one module per need (``needs/interest.py`` ...).
 """
 
 from __future__ import annotations
 
-import difflib
+from enum import StrEnum
 
 from flexbench.errors import FlexBenchError
+from flexbench.options import lookup
 from flexbench.types import NeedSpec, Signal
+
+
+class DatasetName(StrEnum):
+    """The paper's datasets (``kuairec-dense`` and ``mock`` are variants and fixtures, see the catalog)."""
+
+    KUAIREC = "kuairec"
+    ML_1M = "ml-1m"
+    ESCI = "esci"
+
+
+PAPER_DATASETS: tuple[str, ...] = tuple(d.value for d in DatasetName)
+"""What ``flexbench data prepare`` builds and ``flexbench eval --all`` runs, in the paper's order."""
 
 INTEREST = NeedSpec(
     name="interest",
@@ -79,12 +93,7 @@ LABELLED_NEEDS: dict[str, tuple[str, ...]] = {
 
 def get_need(name: str) -> NeedSpec:
     """Return the spec of need ``name``; an unknown name raises with close matches."""
-    try:
-        return NEEDS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, NEEDS, n=2, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise FlexBenchError(f"unknown need {name!r}.{hint} Known: {', '.join(NEEDS)}.") from None
+    return lookup(NEEDS, name, what="need")
 
 
 def needs_of(dataset: str) -> tuple[str, ...]:
@@ -93,22 +102,3 @@ def needs_of(dataset: str) -> tuple[str, ...]:
         return DATASET_NEEDS[dataset]
     except KeyError:
         raise FlexBenchError(f"unknown dataset {dataset!r}. Known: {', '.join(DATASET_NEEDS)}.") from None
-
-
-def relevant_set(candidate_ids: tuple[str, ...] | list[str], gains: list[float] | tuple[float, ...],
-                 k: int = 5) -> frozenset[str]:
-    """The need's binary relevant set (SPEC section 3).
-
-    The top-``k`` candidates by score among those with score > 0; ties are
-    broken by item ID (ascending) so that the set never depends on input order.
-    """
-    ranked = sorted((pair for pair in zip(candidate_ids, gains, strict=True) if pair[1] > 0),
-                    key=lambda pair: (-pair[1], pair[0]))
-    return frozenset(item for item, _ in ranked[:k])
-
-
-def minmax(values: list[float]) -> list[float]:
-    """Min-max normalise to [0, 1]; a constant vector maps to all zeros."""
-    lo, hi = min(values), max(values)
-    span = hi - lo
-    return [0.0 if span == 0 else (v - lo) / span for v in values]
