@@ -20,8 +20,9 @@ from flexbench.instances import PROTOCOL_VERSION
 from flexbench.locks import dataset_lock, read_marker, replace_dir
 from flexbench.paths import prepared_dir
 from flexbench.prepared import DatasetNotPrepared, PreparedDataset
+from flexbench.vocabulary import PAPER_DATASETS
 
-DATASETS: tuple[str, ...] = ("kuairec", "ml-1m", "esci")
+DATASETS: tuple[str, ...] = PAPER_DATASETS
 VARIANTS: tuple[str, ...] = ("kuairec-dense",)
 MOCK = "mock"
 

@@ -30,8 +30,9 @@ from flexbench.ranker import (
 from flexbench.results import ResultStore
 from flexbench.secrets import check_options, redact_options
 from flexbench.types import NeedSpec, RunKey, RunResult, Split
+from flexbench.vocabulary import PAPER_DATASETS
 
-SUITE_DATASETS: tuple[str, ...] = ("kuairec", "ml-1m", "esci")
+SUITE_DATASETS: tuple[str, ...] = PAPER_DATASETS
 LIMITED_KINDS: frozenset[RankerKind] = frozenset({RankerKind.ZERO_SHOT, RankerKind.TRAINED})
 DEFAULT_LLM_LIMIT = 2  # SmolLM2-135M on 2 CPU cores: about 20 s per instance (README)
 LLM_BATCH_SIZE = 4  # small batches: progress and resume points every few generations

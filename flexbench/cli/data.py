@@ -39,10 +39,11 @@ def sample(
     """Write a synthetic dataset in the official file layout and formats."""
     from flexbench.datasets.synthetic import SCALES, writer
     from flexbench.errors import FlexBenchError
+    from flexbench.vocabulary import PAPER_DATASETS
 
     if scale not in SCALES:
         raise FlexBenchError(f"--scale must be one of {', '.join(SCALES)}, got {scale!r}")
-    if dataset not in ("kuairec", "ml-1m", "esci"):
+    if dataset not in PAPER_DATASETS:
         raise FlexBenchError(f"unknown dataset {dataset!r}; choose kuairec, ml-1m or esci")
     target = out if out is not None else Path("data") / "sample" / dataset
     folder = writer(dataset)(target, scale, seed)

@@ -48,9 +48,9 @@ from flexbench.locks import (
 from flexbench.paths import cache_dir as default_cache_dir
 from flexbench.paths import prepared_dir
 from flexbench.prepared import PreparedDataset, labels_frame, write_prepared
-from flexbench.vocabulary import LABELLED_NEEDS
+from flexbench.vocabulary import LABELLED_NEEDS, PAPER_DATASETS
 
-DATASETS = ("kuairec", "ml-1m", "esci")
+DATASETS = PAPER_DATASETS
 KUAIREC_COMPLETE_PLAY = 1.0
 SAMPLE_NAMES = {"kuairec": ("kuairec", "sparse"), "kuairec-dense": ("kuairec", "dense"),
                 "ml-1m": ("ml-1m", "sparse"), "esci": ("esci", "sparse")}
