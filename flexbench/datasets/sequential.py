@@ -19,6 +19,7 @@ the candidates in the seeded hash order of :func:`flexbench.instances.storage_or
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,20 @@ from needs.novelty import niche_mask, novelty_gains, novelty_labels
 from needs.trend import TrafficIndex, trend_gains, trend_labels
 
 
+class LabelKind(StrEnum):
+    """What a sequential dataset's label matrix holds (decides the interest gain, SPEC section 3)."""
+
+    WATCH_RATIO = "watch_ratio"  # KuaiRec: gain = watch ratio
+    RATING = "rating"            # ML-1M: gain = 2^rating - 1
+
+
+class CandidateRule(StrEnum):
+    """How a sequential dataset's candidates are chosen (SPEC section 2; module docstring)."""
+
+    RETRIEVE = "retrieve"          # top-K of the frozen retriever
+    FUTURE_RATED = "future-rated"  # ML-1M: future-rated items first, then unrated fillers
+
+
 @dataclass(frozen=True)
 class SequentialSource:
     """Inputs of :func:`build_sequential` (indices are positions in ``items`` / ``user_ids``).
@@ -59,10 +74,10 @@ class SequentialSource:
     items: pd.DataFrame
     log: pd.DataFrame
     labels: np.ndarray
-    label_kind: str
+    label_kind: LabelKind
     item_topics: np.ndarray
     traffic: TrafficIndex
-    candidate_rule: str
+    candidate_rule: CandidateRule
 
 
 @dataclass(frozen=True)
@@ -117,7 +132,8 @@ def build_sequential(src: SequentialSource, emb: np.ndarray, cfg: BuildConfig) -
     frame = _frame(src, ids, hist_rows, hist, cands, user, qtime, split_of_user[user], log, sims, counts)
     cand_ids = list(frame["candidate_ids"])
     raw = src.labels[user[:, None], cands]
-    interest = watch_ratio_gains(src.labels, user, cands) if src.label_kind == "watch_ratio" else rating_gains(raw)
+    interest = (watch_ratio_gains(src.labels, user, cands) if src.label_kind == LabelKind.WATCH_RATIO
+                else rating_gains(raw))
     niche = niche_mask(src.item_topics, hist, cands)
     labels = interest_labels(ids, cand_ids, interest)
     labels += novelty_labels(ids, cand_ids, novelty_gains(sims, niche, cfg.beta))
@@ -130,7 +146,7 @@ def build_sequential(src: SequentialSource, emb: np.ndarray, cfg: BuildConfig) -
 def _candidates(src: SequentialSource, queries: np.ndarray, emb: np.ndarray, hist: np.ndarray, user: np.ndarray,
                 anchor: np.ndarray, split_of_user: np.ndarray, cfg: BuildConfig) -> np.ndarray:
     """``[N, K]`` candidate item indices in retriever order (:mod:`flexbench.datasets.candidates`)."""
-    if src.candidate_rule == "retrieve":
+    if src.candidate_rule == CandidateRule.RETRIEVE:
         return retrieve_candidates(queries, emb, hist, cfg.k)
     position = _rating_positions(src)                       # [n_users, n_items], -1 = never rated
     log_users = src.log["user"].to_numpy()

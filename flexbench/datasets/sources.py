@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from flexbench.datasets import esci, kuairec, movielens
-from flexbench.datasets.sequential import SequentialSource, topic_matrix
+from flexbench.datasets.sequential import CandidateRule, LabelKind, SequentialSource, topic_matrix
 from flexbench.errors import FlexBenchError
 from flexbench.instances import sparsify, split_users
 from needs.trend import TrafficIndex
@@ -96,9 +96,9 @@ def load_kuairec_source(root: Path, sparsity: float, seed: int) -> Loaded:
         raise FlexBenchError(f"{folder / 'big_matrix.csv'}: none of its {len(big)} rows is a timed play of a "
                              f"small_matrix.csv video (no trend traffic); the files are from different releases")
     items = kuairec.item_table(raw, videos)
-    source = SequentialSource("kuairec", user_ids, items, log, dense, "watch_ratio",
+    source = SequentialSource("kuairec", user_ids, items, log, dense, LabelKind.WATCH_RATIO,
                               topic_matrix(list(items["topics"])),
-                              TrafficIndex(big_item[ok], np.floor(big_ts[ok]).astype(np.int64)), "retrieve")
+                              TrafficIndex(big_item[ok], np.floor(big_ts[ok]).astype(np.int64)), CandidateRule.RETRIEVE)
     dense_rows = pd.DataFrame({"user": ucode, "item": icode, "value": wr,
                                "timestamp": pd.array(np.where(np.isfinite(ts), np.floor(np.nan_to_num(ts)), np.nan),
                                                      dtype="Float64").astype("Int64")})
@@ -121,8 +121,8 @@ def load_movielens_source(root: Path) -> Loaded:
                         "value": r["rating"].to_numpy(dtype=np.float64)[order], "timestamp": ts[order]})
     labels = np.full((len(user_ids), len(items)), np.nan, dtype=np.float32)
     labels[ucode, icode] = r["rating"].to_numpy(dtype=np.float32)
-    source = SequentialSource("ml-1m", user_ids, items, log, labels, "rating",
-                              topic_matrix(list(items["topics"])), TrafficIndex(icode, ts), "future-rated")
+    source = SequentialSource("ml-1m", user_ids, items, log, labels, LabelKind.RATING,
+                              topic_matrix(list(items["topics"])), TrafficIndex(icode, ts), CandidateRule.FUTURE_RATED)
     return Loaded(items=items, source=source, repairs=raw.repairs)
 
 

@@ -62,6 +62,7 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -90,7 +91,15 @@ _LEAD = re.compile(r"[ >]*+(?:[#*_ ]*+(?:final )?(?:answer|ranking|ranked list)[
                    re.IGNORECASE)
 _LETTER = re.compile(r"[^\W\d_]")
 
-VALID, INVALID, DUPLICATE = "valid", "invalid", "duplicate"
+class EntryStatus(StrEnum):
+    """What a listed entry is: the first occurrence of a candidate, a repeat of one, or no candidate at all."""
+
+    VALID = "valid"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+
+
+VALID, INVALID, DUPLICATE = EntryStatus.VALID, EntryStatus.INVALID, EntryStatus.DUPLICATE
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,7 @@ class ParsedEntry:
     raw: str
     item_id: str | None
     span: tuple[int, int]
-    status: str  # "valid" | "invalid" | "duplicate"
+    status: EntryStatus
 
 
 @dataclass(frozen=True)
