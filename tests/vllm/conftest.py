@@ -8,15 +8,14 @@ on a loaded machine); tests that push other weights into it put SmolLM2's back.
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
 
-if importlib.util.find_spec("vllm") is None:
+from flexbench.llm.backends.vllm_backend import vllm_installed
+
+if not vllm_installed():  # this folder itself is a namespace package "vllm" under pytest: check the origin
     collect_ignore_glob = ["test_*.py"]
-
-
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +44,10 @@ def engine(smollm2: tuple[Any, Any]) -> Any:
 @pytest.fixture()
 def restore_weights(engine: Any, smollm2: tuple[Any, Any]) -> Any:
     """Put SmolLM2's own weights back into the engine after the test."""
+    from flexbench.train.rollout.weights import policy_weights
+
     yield
-    engine.update_weights(smollm2[0].named_parameters())
+    engine.update_weights(policy_weights(smollm2[0]))
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,9 @@ import torch
 
 from flexbench.errors import FlexBenchError
 from flexbench.llm.backends.base import SamplingParams
+from flexbench.train.rollout.weights import policy_weights
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1800)]  # minutes each on a loaded 2-core machine
 
 # Mean |vLLM sampling log-prob - transformers log-prob| of the same tokens, float32 on CPU. Measured
 # (docs/GPU.md): 2.0e-5 on average, 7.5e-5 at most, over 376 sampled tokens; the bound leaves headroom for
@@ -90,13 +91,13 @@ def test_pushed_weights_drive_the_engine(engine: Any, smollm2: tuple[Any, Any], 
     updated = _perturbed(model)
     expected = _hf_greedy(updated, tokenizer, prompts)
     assert expected != before
-    engine._worker().reload_weights(weights_iterator=updated.named_parameters(), is_checkpoint_format=True)
+    engine._worker().reload_weights(weights_iterator=policy_weights(updated), is_checkpoint_format=True)
     assert _engine_greedy(engine, prompts) not in (expected, before)  # stale prefix KV, new weights after it
     assert engine.reset_prefix_cache()
     assert _engine_greedy(engine, prompts) == expected
-    push = engine.update_weights(model.named_parameters())  # the public push: reload + reset together
-    assert push.tensors == len(list(model.parameters())) and push.route == "in-process reload_weights"
-    assert push.bytes == sum(p.numel() * 4 for p in model.parameters())
+    push = engine.update_weights(policy_weights(model))  # the public push: reload + reset together
+    assert push.tensors == 273 and push.route == "in-process reload_weights"  # 272 + the tied LM head
+    assert push.bytes == sum(p.numel() * 4 for p in model.parameters()) + model.lm_head.weight.numel() * 4
     assert _engine_greedy(engine, prompts) == before
 
 
@@ -107,7 +108,7 @@ def test_collective_rpc_route_pushes_the_same_weights(engine: Any, smollm2: tupl
     model, tokenizer = smollm2
     updated = _perturbed(model, seed=1)
     monkeypatch.setattr(engine, "_worker", lambda: None)
-    push = engine.update_weights(updated.named_parameters())
+    push = engine.update_weights(policy_weights(updated))
     assert push.route == "collective_rpc reload_weights"
     monkeypatch.undo()
     prompts = kuairec_prompts[1:2]

@@ -9,7 +9,7 @@ import pytest
 
 from flexbench.llm.backends.base import SamplingParams
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1800)]  # minutes on a loaded 2-core machine
 
 
 def test_one_step_with_engine_vllm_syncs_the_engine(engine: Any, smollm2: tuple[Any, Any],
@@ -46,7 +46,7 @@ def test_one_step_with_engine_vllm_syncs_the_engine(engine: Any, smollm2: tuple[
     (line,) = read_metrics(out / METRICS_FILE, "train")
     print({k: line[k] for k in ("logprob_gap", "sync_seconds", "sync_mb", "loss", "tokens")})
     assert 0 <= line["logprob_gap"] < LOGPROB_GAP_BOUND
-    assert line["sync_seconds"] > 0 and line["sync_mb"] > 400  # 135 M float32 parameters, pushed twice
+    assert line["sync_seconds"] > 0 and line["sync_mb"] > 1000  # 135 M float32 parameters (+ tied head), twice
 
     base, tokenizer = smollm2
     trained, _ = load_model_and_tokenizer(str(out / "policy"), device="cpu", dtype="float32")

@@ -42,6 +42,7 @@ torch to one thread for serving and turns ``torch.set_num_threads`` into a no-op
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -66,6 +67,13 @@ class WeightPush:
     bytes: int
     seconds: float
     route: str  # how the tensors reached the engine ("in-process reload_weights" ...)
+
+
+def vllm_installed() -> bool:
+    """Whether vLLM is installed (a real package: a ``vllm`` folder on ``sys.path`` without an
+    ``__init__.py``, such as ``tests/vllm`` under pytest, is only a namespace package)."""
+    spec = importlib.util.find_spec("vllm")
+    return spec is not None and spec.origin is not None
 
 
 def import_vllm() -> Any:
@@ -212,7 +220,10 @@ class VLLMBackend:
         checkpoint-format tensors pass through the layer's weight loaders and its
         kernel post-processing again, e.g. the CPU backend's repacked linear
         weights, where a bare ``model.load_weights`` fails), or ``load_weights`` on
-        a vLLM without it. Unknown names raise inside vLLM.
+        a vLLM without it. Unknown names raise inside vLLM. Send tied
+        parameters under each of their names (as
+        :func:`flexbench.train.rollout.weights.policy_weights` does): a layer that gets
+        none keeps its old post-processed copy (the CPU build's repacked LM head).
         """
         started = time.perf_counter()
         if self._asleep is not None:

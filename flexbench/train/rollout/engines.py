@@ -21,7 +21,6 @@ importable vLLM and free-form rollouts, and says which engine it picked and why
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -77,7 +76,9 @@ def choose_engine(cfg: TrainConfig) -> tuple[RolloutEngine, str]:
     if cfg.constrained:
         return RolloutEngine.TRANSFORMERS, ("engine=auto with constrained=true: permutation-constrained "
                                             "decoding runs on the transformers backend only")
-    if importlib.util.find_spec("vllm") is None:
+    from flexbench.llm.backends.vllm_backend import vllm_installed
+
+    if not vllm_installed():
         return RolloutEngine.TRANSFORMERS, "engine=auto: vLLM is not installed in this environment"
     import torch
 

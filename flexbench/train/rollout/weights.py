@@ -85,16 +85,20 @@ def lora_delta(layer: Any) -> Any:
 def policy_weights(model: Any) -> Iterator[tuple[str, Any]]:
     """``(checkpoint name, full tensor)`` for every parameter the engine loads, LoRA merged.
 
-    Tied parameters come once (``named_parameters`` skips duplicates), as vLLM
-    expects. Unmerged tensors are views of the live parameters (no copy): push
-    them before the next optimizer step. Sharded (FSDP2) parameters are gathered one by one (:func:`full_tensor`).
+    Tied parameters come under every name they have (SmolLM2's and Qwen2.5's
+    ``lm_head.weight`` is ``model.embed_tokens.weight``), so each engine layer
+    that holds one reloads it and re-runs its own post-processing: vLLM's CPU
+    build keeps a repacked copy of the LM head, which a push of the embedding
+    alone leaves stale (measured: the first-token log-probs then differ by ~1).
+    Unmerged tensors are views of the live parameters (no copy): push them
+    before the next optimizer step. Sharded (FSDP2) parameters are gathered one by one (:func:`full_tensor`).
     """
     import torch
 
     model = unwrap(model)
     layers = lora_layers(model)
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for name, param in model.named_parameters(remove_duplicate=False):
             target = engine_name(name)
             if target is None:
                 continue
