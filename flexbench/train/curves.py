@@ -3,7 +3,8 @@
 One JSON object per line: ``{"step", "split": "train", "phase", "reward_mean", "loss", "kl", ...}``
 after each step and ``{"step", "split": "valid", "need", "ndcg@5", "ndcg@10", "reward_mean", ...}``
 after each validation (docs/INTERFACES.md). The plot shows validation NDCG@10 (solid) and
-NDCG@5 (dashed) against the step, one colour per need — the paper's Figures 3 and 4.
+NDCG@5 (dashed) against the step, one colour per need — the paper's Figures 3 and 4 — and
+beside it the training panels (:data:`TRAIN_PANELS`: reward, loss, KL, entropy, uncertainty weights).
 """
 
 from __future__ import annotations
@@ -45,8 +46,33 @@ def read_metrics(path: Path, split: str | None = None) -> list[dict[str, Any]]:
     return [r for r in rows if split is None or r.get("split") == split]
 
 
+TRAIN_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("rollout reward (train)", ("reward_mean",)),
+    ("loss (SFT: cross-entropy)", ("loss",)),
+    ("KL to the reference (k3)", ("kl",)),
+    ("entropy", ("entropy",)),
+    ("uncertainty weights", ("weight_std", "weight_min", "weight_max")),
+)
+"""Panels after the validation one: title and the train-line keys drawn in it (those logged)."""
+
+
+def curve_panels(train: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """The :data:`TRAIN_PANELS` that ``train`` lines fill: ``(title, logged keys)``, empty panels left out."""
+    panels = [(title, [k for k in keys if any(isinstance(r.get(k), (int, float)) for r in train)])
+              for title, keys in TRAIN_PANELS]
+    return [(t, ks) for t, ks in panels if ks]
+
+
 def plot_curve(metrics_path: Path, png_path: Path) -> None:
-    """Validation NDCG@5/@10 against the step, one line per need (matplotlib Agg)."""
+    """Validation NDCG@5/@10 against the step, one line per need, then the training panels (matplotlib Agg).
+
+    Panel 1 is the paper's Figures 3/4 (validation NDCG@10 solid, @5 dashed).
+    The others draw, per step, the keys of :data:`TRAIN_PANELS` that the run
+    logged: the rollouts' mean sequence reward (RL steps), the loss (SFT steps:
+    cross-entropy), the k3 KL to the reference, the policy entropy, and the
+    uncertainty weights' within-group standard deviation with their min and
+    max. A panel with nothing logged is left out (TALLRec logs only the loss).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,18 +81,32 @@ def plot_curve(metrics_path: Path, png_path: Path) -> None:
     rows = read_metrics(metrics_path, "valid")
     if not rows:
         return
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    train = read_metrics(metrics_path, "train")
+    panels = curve_panels(train)
+    cols = min(3, 1 + len(panels))
+    nrows = -(-(1 + len(panels)) // cols)
+    fig, grid = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.4 * nrows), squeeze=False)
+    axes = list(grid.flat)
+    for spare in axes[1 + len(panels):]:
+        spare.set_visible(False)
+    ax = axes[0]
     for need in sorted({r.get("need", "") for r in rows}):
         pts = sorted((r["step"], r["ndcg@10"], r["ndcg@5"]) for r in rows if r.get("need", "") == need)
         (line,) = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{need} N@10")
         ax.plot([p[0] for p in pts], [p[2] for p in pts], linestyle="--", color=line.get_color(),
                 label=f"{need} N@5")
-    ax.set_xlabel("step")
-    ax.set_ylabel("validation NDCG")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.set_title("validation NDCG", fontsize=9)
+    for axis, (title, keys) in zip(axes[1:], panels, strict=False):
+        for key in keys:
+            pts = [(r["step"], r[key]) for r in train if isinstance(r.get(key), (int, float))]
+            axis.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=key)
+        axis.set_title(title, fontsize=9)
+    for axis in axes[:1 + len(panels)]:
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
+    fig.savefig(png_path, dpi=110)
     plt.close(fig)
 
 

@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,20 +55,7 @@ import torch
 from flexbench.repair import stable_rng
 from flexbench.train.checkpoint import Progress, load_checkpoint, save_checkpoint, save_policy
 from flexbench.train.config import TrainConfig
-from flexbench.train.distributed import (
-    average_gradients,
-    clip_grad_norm,
-    full_state_dict,
-    gather_objects,
-    gathered_weights,
-    is_sharded,
-    make_accelerator,
-    make_optimizer,
-    mixed_precision,
-    restore_sharded_training_state,
-    shard_model,
-    sharded_training_state,
-)
+from flexbench.train.credit.uncertainty import weight_spread
 from flexbench.train.curves import (
     CURVE_FILE,
     METRICS_FILE,
@@ -78,9 +65,22 @@ from flexbench.train.curves import (
     progress_bar,
     truncate_metrics,
 )
-from flexbench.train.methods import Algorithm, MethodSpec
+from flexbench.train.distributed import (
+    average_gradients,
+    clip_grad_norm,
+    full_state_dict,
+    gather_objects,
+    gathered_weights,
+    is_sharded,
+    make_accelerator,
+    make_optimizer,
+    restore_sharded_training_state,
+    shard_model,
+    sharded_training_state,
+)
+from flexbench.train.methods import Advantage, Algorithm, MethodSpec
 from flexbench.train.optim.forward import pack, score_completions
-from flexbench.train.optim.loss import policy_loss
+from flexbench.train.optim.loss import pad_groups, policy_loss
 from flexbench.train.optim.ppo import ValueHead, gae, value_loss, whiten
 from flexbench.train.optim.sft import sft_step, task_examples
 from flexbench.train.rollout.engines import EngineSync, NoSync, logprob_gap
@@ -277,6 +277,7 @@ class PolicyTrainer:
         tokens = int(sum(len(r.completion_ids) for r in rollouts))
         return {"phase": "rl", "reward_mean": float(np.mean(seq)), "ndcg_mean": float(np.mean([r.ndcg for r in rollouts])),
                 "parse_rate": float(np.mean([r.parsed for r in rollouts])),
+                **weight_spread(np.array([r.weight for r in rollouts]), np.array([r.group for r in rollouts])),
                 "tokens": tokens, "rewards": seq, **stats, **clock.times(), **synced,
                 **({"logprob_gap": self._gap} if self._gap is not None else {}),
                 "rollout_tokens_per_s": tokens / max(clock.seconds["rollout"], 1e-9),
@@ -361,12 +362,16 @@ class PolicyTrainer:
         if self._gap_pending:  # the step's first micro-batch, before its first optimizer step
             self._gap_pending, self._gap = False, logprob_gap(logp, rollouts)
         old = _stack([prep.old_logprobs[i] for i in idx], width, logp.detach())
-        ref = _stack([prep.ref_logprobs[i] for i in idx], width, None) if self.reference is not None else None
+        use_ref = self.reference is not None and self.cfg.kl_coef > 0  # _prepare scores the reference only then
+        ref = _stack([prep.ref_logprobs[i] for i in idx], width, None) if use_ref else None
         adv = _stack([prep.advantages[i] for i in idx], width, torch.zeros_like(logp)).to(logp.device)
+        groups = (pad_groups([prep.rollouts[i].segments for i in idx], width)  # Rank-GRPO's rank-level ratio
+                  if self.method.advantage is Advantage.RANK_GRPO else None)
         out = policy_loss(logp, old.to(logp.device), adv, batch.completion_mask, clip_eps=self.cfg.clip_eps,
                           ref_logprobs=None if ref is None else ref.to(logp.device),
                           kl_coef=self.cfg.kl_coef if ref is not None else 0.0,
-                          entropy=scores.entropy, entropy_coef=self.cfg.entropy_coef, denom=denom)
+                          entropy=scores.entropy, entropy_coef=self.cfg.entropy_coef, denom=denom,
+                          ratio_groups=groups)
         if need_value:
             values = self.value_head(scores.hidden)
             old_v = _stack([prep.old_values[i] for i in idx], width, None).to(values.device)

@@ -57,16 +57,17 @@ def test_zero_variance_never_nan() -> None:
 
 
 def test_rank_grpo_advantages_hand_computed() -> None:
+    """Per-rank normalisation with Bessel's std (torch.std in the public Rank-GRPO code)."""
     rewards = np.array([[0.9, 0.4], [0.5, 0.4], [0.1, 0.8]])
-    valid = np.array([[True, True], [True, True], [True, False]])
-    a = rank_grpo_advantages(rewards, valid, eps=0.0)
+    present = np.array([[True, True], [True, True], [True, False]])
+    a = rank_grpo_advantages(rewards, present, eps=0.0)
     col0 = np.array([0.9, 0.5, 0.1])
-    col1 = np.array([0.4, 0.4, 0.0])  # the invalid entry's reward becomes 0
-    expected = np.stack([(col0 - col0.mean()) / col0.std(), (col1 - col1.mean()) / col1.std()], axis=1)
+    col1 = np.array([0.4, 0.4, 0.0])  # the third rollout's list ended before rank 2: reward 0
+    expected = np.stack([(col0 - col0.mean()) / col0.std(ddof=1), (col1 - col1.mean()) / col1.std(ddof=1)], axis=1)
     np.testing.assert_allclose(a, expected)
     # default eps 1e-4
     np.testing.assert_allclose(
-        rank_grpo_advantages(rewards, valid)[:, 0], (col0 - col0.mean()) / (col0.std() + 1e-4)
+        rank_grpo_advantages(rewards, present)[:, 0], (col0 - col0.mean()) / (col0.std(ddof=1) + 1e-4)
     )
 
 

@@ -42,3 +42,14 @@ def test_validation() -> None:
         uncertainty_weights(np.array([1.0]), clip=(2.0, 4.0))
     with pytest.raises(ValueError):
         sequence_variance(np.ones((2, 3)), np.ones(3))
+
+
+def test_weight_spread_is_within_group_std_and_extremes() -> None:
+    from flexbench.train.credit.uncertainty import weight_spread
+
+    w = np.array([1.0, 1.0, 0.5, 1.5])  # group 0: std 0; group 1: std 0.5
+    out = weight_spread(w, np.array([0, 0, 1, 1]))
+    assert out == {"weight_std": 0.25, "weight_min": 0.5, "weight_max": 1.5}
+    assert weight_spread(np.ones(4), np.array([0, 0, 1, 1]))["weight_std"] == 0.0
+    with pytest.raises(ValueError):
+        weight_spread(np.ones(3), np.array([0, 1]))

@@ -17,7 +17,11 @@ occurrences, then the same padding) plus the Rec-R1 format term
 Per method (:class:`~flexbench.train.methods.MethodSpec`):
 
 * item GRPO (FlexRec): pooled item advantages on entries, ``A_i`` elsewhere;
-* rank GRPO: per-rank advantages on entries, ``A_i`` elsewhere;
+* rank GRPO (Rank-GRPO as its public code does it, :mod:`flexbench.train.credit.grpo`):
+  the rank-level reward of each emitted entry over the *entries only* (no padding:
+  the published rewards give the ranks after the list 0), per-rank advantages on
+  the entries, valid or not, and advantage 0 on every other token (the published
+  loss masks separators and EOS out; here they keep only the KL and entropy terms);
 * sequence GRPO (Rec-R1): ``A_i`` everywhere;
 * GAE (PPO): token rewards instead of advantages (item reward on an entry's last
   token, the format term — or for ``ppo`` the whole ``R_i`` — on the last token);
@@ -129,8 +133,7 @@ def group_credit(rows: Sequence[RewardRow], candidate_gains: np.ndarray, method:
     ndcg = np.array([rw.ndcg(r.repaired[None], np.array([idcg]), cut)[0] for r in rows])
     seq_reward = rw.sequence_rewards(ndcg, np.array([r.parsed for r in rows]),
                                      np.array([r.valid_permutation for r in rows]))
-    item_r = ([np.zeros(len(r.gains)) for r in rows] if method.item_reward is ItemReward.NONE else
-              [_ITEM_REWARD[method.item_reward](r.gains[None], np.array([idcg]), cut)[0] for r in rows])
+    item_r = _item_rewards(rows, method, idcg, cut)
     weights = np.ones(len(rows))
     if method.uncertainty:
         var = sequence_variance(_stack([r.variances for r in rows]), np.full(len(rows), idcg), cut)
@@ -140,14 +143,27 @@ def group_credit(rows: Sequence[RewardRow], candidate_gains: np.ndarray, method:
     seq_adv = adv.sequence_advantages(seq_reward, eps)
     if method.advantage is Advantage.SEQUENCE_GRPO:
         entry_adv = [np.full(r.n_entries, a) for r, a in zip(rows, seq_adv, strict=True)]
-    else:
-        rewards, valid = _stack(item_r), _stack([r.valid for r in rows], fill=False)
-        table = (adv.item_advantages(rewards, valid, eps) if method.advantage is Advantage.ITEM_GRPO
-                 else adv.rank_grpo_advantages(rewards, valid))
+    elif method.advantage is Advantage.ITEM_GRPO:
+        table = adv.item_advantages(_stack(item_r), _stack([r.valid for r in rows], fill=False), eps)
         entry_adv = [table[i, :r.n_entries] for i, r in enumerate(rows)]
+    else:  # Rank-GRPO: every emitted rank, no sequence-level credit
+        present = _stack([np.arange(len(r.gains)) < r.n_entries for r in rows], fill=False)
+        table = adv.rank_grpo_advantages(_stack(item_r), present)
+        entry_adv = [table[i, :r.n_entries] for i, r in enumerate(rows)]
+        seq_adv = np.zeros(len(rows))
     entry_adv = [a * w for a, w in zip(entry_adv, weights, strict=True)]
     zeros = [np.zeros(r.n_entries) for r in rows]
     return GroupCredit(entry_adv, seq_adv * weights, zeros, np.zeros(len(rows)), seq_reward, ndcg, weights)
+
+
+def _item_rewards(rows: Sequence[RewardRow], method: MethodSpec, idcg: float, cut: int) -> list[np.ndarray]:
+    """Item reward of every position of each row; rank-level rewards see the entries only (no padding)."""
+    if method.item_reward is ItemReward.NONE:
+        return [np.zeros(len(r.gains)) for r in rows]
+    fn, z = _ITEM_REWARD[method.item_reward], np.array([idcg])
+    if method.item_reward is ItemReward.RANK_LEVEL:
+        return [fn(np.where(np.arange(len(r.gains)) < r.n_entries, r.gains, 0.0)[None], z, cut)[0] for r in rows]
+    return [fn(r.gains[None], z, cut)[0] for r in rows]
 
 
 def _ppo_credit(rows: Sequence[RewardRow], item_r: list[np.ndarray], seq_reward: np.ndarray,

@@ -1,7 +1,8 @@
 """Group-relative advantages for one prompt group of G rollouts (SPEC sections 5 and 6).
 
-All standard deviations are population standard deviations (``ddof = 0``), as in
-the paper's ``sigma_g = sqrt(1/|P| sum (r - mu_g)^2)``. A set of rewards that
+FlexRec's standard deviations are population standard deviations (``ddof = 0``), as in
+the paper's ``sigma_g = sqrt(1/|P| sum (r - mu_g)^2)``; Rank-GRPO's use Bessel's
+correction, as its public code does (:func:`rank_grpo_advantages`). A set of rewards that
 are all equal carries no preference and yields advantage exactly 0 (never NaN
 or Inf), whatever ``eps`` is.
 
@@ -25,15 +26,22 @@ from __future__ import annotations
 import numpy as np
 
 
-def standardize(x: np.ndarray, eps: float, axis: int | None = None) -> np.ndarray:
-    """``(x - mean) / (std + eps)`` along ``axis`` (all elements when ``None``); constant slices give 0."""
+def standardize(x: np.ndarray, eps: float, axis: int | None = None, ddof: int = 0) -> np.ndarray:
+    """``(x - mean) / (std + eps)`` along ``axis`` (all elements when ``None``); constant slices give 0.
+
+    ``ddof`` is NumPy's: 0 for the population std (FlexRec, GRPO), 1 for Bessel's
+    correction (``torch.std``, which Rank-GRPO's public code uses).
+    """
     x = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(x)):
         raise ValueError("rewards must be finite")
     if x.size == 0:
         return x.copy()
     mean = x.mean(axis=axis, keepdims=True)
-    std = x.std(axis=axis, keepdims=True)
+    n = x.size if axis is None else x.shape[axis]
+    if n <= ddof:  # a single rollout has no spread: every slice is constant
+        return np.zeros_like(x)
+    std = x.std(axis=axis, keepdims=True, ddof=ddof)
     constant = x.max(axis=axis, keepdims=True) == x.min(axis=axis, keepdims=True)
     scale = np.where(constant, 1.0, std + eps)
     return np.where(constant, 0.0, (x - mean) / scale)
@@ -64,21 +72,29 @@ def item_advantages(rewards: np.ndarray, valid: np.ndarray, eps: float = 1e-6) -
     return out
 
 
-def rank_grpo_advantages(rewards: np.ndarray, valid: np.ndarray, eps: float = 1e-4) -> np.ndarray:
-    """Rank-GRPO per-rank advantages ``[G, K]`` (SPEC 5).
+def rank_grpo_advantages(rewards: np.ndarray, present: np.ndarray, eps: float = 1e-4) -> np.ndarray:
+    """Rank-GRPO per-rank advantages ``[G, K]``, as in the public code of Zhu et al. (2025).
 
-    Non-valid entries get reward 0, then each rank position is normalised across
-    the G rollouts: ``A_{i,k} = (r_{i,k} - mean_i r_{.,k}) / (std_i r_{.,k} + eps)``.
+    Each rank position ``k`` is normalised across the ``G`` rollouts of the prompt::
+
+        A_{i,k} = (r_{i,k} - mean_i r_{.,k}) / (std_i r_{.,k} + eps),   eps = 1e-4
+
+    with the std taken with Bessel's correction (``torch.std`` in
+    ``libs/trl/rank_grpo_trainer.py``). ``present[i, k]`` marks the ranks rollout
+    ``i`` emitted, valid or not: an invalid or duplicate entry keeps the reward of
+    its rank (its own gain is 0, later gains still count in a reward-to-go), and
+    a rank that a rollout did not reach counts as reward 0, as the published
+    reward functions pad every list with zeros to ``rec_num`` ranks.
     """
-    r, ok = _check_group(rewards, valid)
-    return standardize(np.where(ok, r, 0.0), eps, axis=0)
+    r, here = _check_group(rewards, present)
+    return standardize(np.where(here, r, 0.0), eps, axis=0, ddof=1)
 
 
 def _check_group(rewards: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r = np.asarray(rewards, dtype=np.float64)
     ok = np.asarray(valid, dtype=bool)
     if r.ndim != 2 or ok.shape != r.shape:
-        raise ValueError(f"rewards and valid must both be [G, K]; got {r.shape} and {ok.shape}")
+        raise ValueError(f"rewards and masks must both be [G, K]; got {r.shape} and {ok.shape}")
     if not np.all(np.isfinite(r[ok])):
-        raise ValueError("rewards of valid entries must be finite")
+        raise ValueError("rewards of the entries that count must be finite")
     return r, ok

@@ -113,7 +113,13 @@ def independent_rewards(gains: np.ndarray, idcg: np.ndarray, cutoff: int | None 
 def rank_level_rewards(gains: np.ndarray, idcg: np.ndarray, cutoff: int | None = None) -> np.ndarray:
     """Rank-GRPO rank-level reward ``[B, K]`` (SPEC 5): ``r_k = sum_{j>=k} g_j d_j / IDCG``.
 
-    Callers pass gain 0 for invalid or duplicate entries (their reward is 0).
+    The "log" reward of Rank-GRPO, DCG@k:N (Zhu et al. 2025; public code
+    ``libs/reward_funcs.py: reward_func_log_decay``, ``total_dcg - prefix_excl``),
+    here divided by IDCG: one constant per prompt group, which the per-rank
+    normalisation of :func:`flexbench.train.credit.grpo.rank_grpo_advantages`
+    removes up to its ``eps``. Callers pass gain 0 for invalid or duplicate
+    entries and for ranks after the list: such an entry contributes nothing, yet
+    its own reward is the reward-to-go of its rank, as in the published code.
     """
     g, inv = _prepare(gains, idcg)
     gd = g * discounts(g.shape[1], cutoff)

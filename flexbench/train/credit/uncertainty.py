@@ -49,6 +49,24 @@ def uncertainty_weights(
     return np.clip(w / w.mean(), lo, hi)
 
 
+def weight_spread(weights: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """Spread of the rollout weights of one step, for ``metrics.jsonl``.
+
+    ``weights [N]`` are the rollouts' weights and ``groups [N]`` their prompt
+    group. ``weight_std`` is the mean over groups of the within-group standard
+    deviation (population, ``ddof = 0``): 0 when every weight is 1 (all gains
+    observed, or no uncertainty scaling), and how unequally the step's
+    rollouts count otherwise; ``weight_min``/``weight_max`` are the extremes
+    over the step (the clip bounds when the clip binds).
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    g = np.asarray(groups)
+    if w.ndim != 1 or g.shape != w.shape or w.size == 0:
+        raise ValueError(f"weights and groups must be matching non-empty [N] arrays; got {w.shape}, {g.shape}")
+    std = float(np.mean([w[g == k].std() for k in np.unique(g)]))
+    return {"weight_std": std, "weight_min": float(w.min()), "weight_max": float(w.max())}
+
+
 def apply_weights(advantages: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Scale each rollout's advantages (``[G]`` or ``[G, ...]``) by its weight ``[G]``."""
     a = np.asarray(advantages, dtype=np.float64)

@@ -14,12 +14,23 @@ advantage), ratio ``rho_t = pi(a_t|s_t) / pi_old(a_t|s_t)``:
 optimizer step (verl's ``token-mean``), passed in explicitly so that gradient
 accumulation over micro-batches gives the same gradient as one large batch.
 
+Rank-level ratio (Rank-GRPO, Zhu et al. 2025; ``importance_sampling_level="item"``
+in the public ``libs/trl/rank_grpo_trainer.py``): with ``ratio_groups`` every token
+of answer entry ``k`` uses the entry's ratio, the geometric mean of its token ratios,
+
+    rho_k = exp( mean_{t in k} log rho_t ),
+
+clipped as one unit; tokens outside any entry keep their own ratio. At
+``rho = 1`` (one on-policy update per batch) the gradient equals the per-token
+one: ``n_k`` tokens each carry ``d rho_k = (1/n_k) sum_{t in k} d log pi_t`` (tested).
+
 At ``rho = 1`` with ``beta = c = 0`` the gradient with respect to the logits at
 token ``t`` is ``-A_t (onehot(a_t) - softmax(z_t)) / N`` (tested).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -63,6 +74,36 @@ def k3_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
     return torch.exp(q) - q - 1.0
 
 
+def group_log_ratio(log_ratio: torch.Tensor, groups: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[B, T]`` log-ratios where each token of group ``g >= 0`` of a row takes its group's mean.
+
+    ``groups[b, t]`` is the answer entry of token ``t`` (``-1``: no entry, the token
+    keeps its own log-ratio); the mean runs over the group's unmasked tokens, so
+    ``exp`` of it is the geometric mean of the token ratios (module docstring).
+    """
+    if groups.shape != log_ratio.shape:
+        raise ValueError(f"ratio groups {tuple(groups.shape)} do not match the tokens {tuple(log_ratio.shape)}")
+    member = (groups >= 0) & (mask > 0)
+    if not bool(member.any()):
+        return log_ratio
+    ids = groups.clamp(min=0).long()
+    width = int(ids.max()) + 1
+    weight = member.to(log_ratio.dtype)
+    sums = torch.zeros(log_ratio.shape[0], width, dtype=log_ratio.dtype, device=log_ratio.device)
+    sums = sums.scatter_add(1, ids, log_ratio * weight)
+    counts = torch.zeros_like(sums).scatter_add(1, ids, weight)
+    means = (sums / counts.clamp(min=1.0)).gather(1, ids)
+    return torch.where(groups >= 0, means, log_ratio)
+
+
+def pad_groups(rows: Sequence[Sequence[int]], width: int) -> torch.Tensor:
+    """Stack per-rollout token group IDs into ``[B, width]`` (``-1`` past each row's end)."""
+    out = torch.full((len(rows), width), -1, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.as_tensor(list(row), dtype=torch.long)
+    return out
+
+
 def policy_loss(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,
@@ -75,15 +116,21 @@ def policy_loss(
     entropy: torch.Tensor | None = None,
     entropy_coef: float = 0.0,
     denom: float | None = None,
+    ratio_groups: torch.Tensor | None = None,
 ) -> LossOutput:
     """The module-level loss ``L`` over ``[B, T]`` tensors (see the module docstring).
 
     ``old_logprobs`` are detached log-probabilities of the sampling policy;
     ``ref_logprobs`` those of the frozen reference (needed when
-    ``kl_coef > 0``); ``entropy`` per token (needed when ``entropy_coef > 0``).
+    ``kl_coef > 0``); ``entropy`` per token (needed when ``entropy_coef > 0``);
+    ``ratio_groups`` (``[B, T]`` entry index or -1) switches to Rank-GRPO's
+    rank-level ratio (:func:`group_log_ratio`).
     """
     mask = mask.to(logprobs.dtype)
-    ratio = torch.exp(logprobs - old_logprobs.detach())
+    log_ratio = logprobs - old_logprobs.detach()
+    if ratio_groups is not None:
+        log_ratio = group_log_ratio(log_ratio, ratio_groups.to(log_ratio.device), mask)
+    ratio = torch.exp(log_ratio)
     unclipped = ratio * advantages
     clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
     pg = -torch.minimum(unclipped, clipped)

@@ -53,6 +53,7 @@ class Rollout:
     n_entries: int
     n_valid: int
     sampling_logprobs: tuple[float, ...] | None = None
+    segments: tuple[int, ...] = ()  # answer entry of each completion token, -1 outside (Rank-GRPO's ratio)
 
 
 def _entry_last_tokens(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
@@ -84,7 +85,8 @@ def credit_rollouts(task: PromptTask, group: int, prompt_ids: Sequence[int], com
                             float(credit.final_reward[i]))
         out.append(Rollout(group, tuple(prompt_ids), tuple(ids), text, adv, rew, float(credit.weights[i]),
                            float(credit.seq_reward[i]), float(credit.ndcg[i]), bool(p.parsed),
-                           len(p.entries), int(sum(e.status == "valid" for e in p.entries))))
+                           len(p.entries), int(sum(e.status == "valid" for e in p.entries)),
+                           segments=tuple(int(m) for m in token_item_index(offsets, spans))))
     return out
 
 
