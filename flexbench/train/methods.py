@@ -27,8 +27,9 @@ the first component of its checkpoint directory.
 | flexrec-rawcritic | causal swap | item GRPO + seq | no | raw-critic | 0 |
 | flexrec-userknn | causal swap | item GRPO + seq | no | user-knn | 0 |
 | flexrec-itemknn | causal swap | item GRPO + seq | no | item-knn | 0 |
+| flexrec-observed | causal swap | item GRPO + seq | no | observed (0 elsewhere) | 0 |
 | rec-r1 | — | sequence GRPO | no | observed+critic | 25 SFT |
-| rank-grpo | rank-level | per-rank GRPO + seq | no | observed+critic | 0 |
+| rank-grpo | rank-level | per-rank GRPO, rank ratio | no | observed+critic | 0 |
 | tallrec | — | LoRA SFT on the optimal list | — | observed+critic | — |
 | sft | — | full SFT on the optimal list | — | observed+critic | — |
 | flexrec-ppo | causal swap | PPO (GAE) | yes | observed+critic | 0 |
@@ -88,6 +89,7 @@ class GainSignal(StrEnum):
     RAW_CRITIC = "raw-critic"            # the critic's mean everywhere, no variance
     USER_KNN = "user-knn"
     ITEM_KNN = "item-knn"
+    OBSERVED = "observed"                # observed sparse labels, gain 0 elsewhere (no imputation)
     DENSE = "dense"                      # the fully observed labels of a dense variant
     LABELS = "labels"                    # the evaluation labels themselves (tests, toy tasks)
 
@@ -164,6 +166,8 @@ _BASE: tuple[MethodSpec, ...] = (
        gain_signal=GainSignal.USER_KNN, **_PLAIN),
     _m("flexrec-itemknn", "FlexRec rewards imputed by Item-KNN collaborative filtering.",
        gain_signal=GainSignal.ITEM_KNN, **_PLAIN),
+    _m("flexrec-observed", "FlexRec on observed gains only: unobserved candidates get gain 0, no critic.",
+       gain_signal=GainSignal.OBSERVED, **_PLAIN),
     _m("rec-r1", "Rec-R1: 25 SFT warm-up steps, then sequence-level GRPO (NDCG + format term).",
        item_reward=_R.NONE, advantage=_A.SEQUENCE_GRPO, sft_warmup_steps=25, **_PLAIN),
     _m("rank-grpo", "Rank-GRPO: rank-level rewards normalised per rank across rollouts.",

@@ -93,3 +93,17 @@ def test_ml1m_gain_map_delta_method() -> None:
     gain, var = value_to_gain("ml-1m")(np.array([4.0, 0.0]), np.array([0.0, 0.5]))
     np.testing.assert_allclose(gain, [15.0, 0.0])
     np.testing.assert_allclose(var, [0.0, np.log(2) ** 2 * 0.5])
+
+
+def test_observed_signal_gives_unobserved_candidates_gain_zero(mock_dataset: PreparedDataset, tmp_path: Path) -> None:
+    """``observed``: the observed value where observed, 0 (variance 0) elsewhere; no critic is needed."""
+    from flexbench.train.methods import get_method
+
+    provider = make_gain_provider(mock_dataset, "interest", "observed", tmp_path / "no-critic-here")
+    inst, _, value = _with_observed_candidate(mock_dataset)
+    gains, var = provider.candidate_gains(inst, "interest")
+    seen = provider.observed.lookup(inst.user_id, inst.candidate_ids)
+    np.testing.assert_array_equal(gains, np.where(np.isnan(seen), 0.0, seen))
+    assert gains[-1] == pytest.approx(value) and np.all(var == 0)
+    method = get_method("flexrec-observed")
+    assert method.gain_signal == "observed" and not method.needs_critic and not method.uncertainty

@@ -7,8 +7,10 @@ only sparsely observed, so a training reward uses, per candidate:
   (variance 0);
 * an imputation elsewhere: the critic's mean and variance (``observed+critic``),
   the critic's mean with variance 0 (``raw-critic``: the same gains, so the
-  uncertainty weights of :mod:`flexbench.train.credit.uncertainty` are all 1), or a
-  User-/Item-KNN estimate with variance 0 (``user-knn``, ``item-knn``).
+  uncertainty weights of :mod:`flexbench.train.credit.uncertainty` are all 1), a
+  User-/Item-KNN estimate with variance 0 (``user-knn``, ``item-knn``), or none:
+  gain 0, variance 0 (``observed``: only what was observed, the rule the ML-1M
+  test labels follow, where a candidate the user never rated has gain 0).
 
 ``dense`` (only on a dense variant such as ``kuairec-dense``) and ``labels`` use
 the stored labels of the need, variance 0. Needs whose labels are computed from
@@ -33,7 +35,7 @@ from flexbench.errors import FlexBenchError
 from flexbench.prepared import PreparedDataset
 from flexbench.types import Instance, NeedLabels
 
-SIGNALS = ("observed+critic", "raw-critic", "user-knn", "item-knn", "dense", "labels")
+SIGNALS = ("observed+critic", "raw-critic", "user-knn", "item-knn", "observed", "dense", "labels")
 ENGAGEMENT_NEEDS = frozenset({"interest"})
 
 GainMap = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -124,6 +126,13 @@ class CriticImputer:
             np.array([index[i] for i in item_ids], dtype=np.int64),
         )
         return mean, (var if self.with_variance else np.zeros_like(var))
+
+
+class ZeroImputer:
+    """No imputation: gain 0 and variance 0 for every unobserved item (signal ``observed``)."""
+
+    def estimate(self, instance: Instance, item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(len(item_ids)), np.zeros(len(item_ids))
 
 
 class KNNImputer:
@@ -255,6 +264,8 @@ def _exp2_gain(value: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _imputer_factory(
     dataset: PreparedDataset, signal: str, critic_path: Path | None, observed: ObservedValues, k: int
 ) -> Callable[[], Imputer]:
+    if signal == "observed":
+        return ZeroImputer
     if signal in ("observed+critic", "raw-critic"):
         return lambda: CriticImputer(
             critic_path or default_critic_path(dataset.name), with_variance=signal == "observed+critic"
