@@ -74,7 +74,9 @@ def measure(b: int, prompt: int, completion: int, gc: bool) -> dict[str, float]:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    return {"peak_bytes": float(peak - start), "saved_bytes": float(sum(saved.values()))}
+    end = psutil.Process().memory_info().rss  # weights, grads freed, AdamW state: what stays between steps
+    return {"peak_bytes": float(peak - start), "saved_bytes": float(sum(saved.values())),
+            "after_step_bytes": float(end - start)}
 
 
 def planned(b: int, prompt: int, completion: int, gc: bool) -> dict[str, float]:
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         done = subprocess.run([sys.executable, __file__, "--child", str(b), str(p), str(t), str(int(gc))],
                               capture_output=True, text=True)
         if done.returncode:
-            print(f"{b:>2} {p:>4} {t:>4} {str(gc):>5} | failed (exit {done.returncode}; killed for memory?)")
+            print(f"{b:>2} {p:>4} {t:>4} {gc!s:>5} | failed (exit {done.returncode}; killed for memory?)")
             continue
         got = json.loads(done.stdout.strip().splitlines()[-1])
         plan = planned(b, p, t, gc)
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                "peak_ratio": got["peak_bytes"] / plan["update_bytes"],
                "activation_ratio": got["saved_bytes"] / plan["activation_bytes"]}
         rows.append(row)
-        print(f"{b:>2} {p:>4} {t:>4} {str(gc):>5} | {got['peak_bytes'] / mib:>9.0f} {plan['update_bytes'] / mib:>9.0f} "
+        print(f"{b:>2} {p:>4} {t:>4} {gc!s:>5} | {got['peak_bytes'] / mib:>9.0f} {plan['update_bytes'] / mib:>9.0f} "
               f"{row['peak_ratio']:>6.2f} | {got['saved_bytes'] / mib:>8.0f} {plan['activation_bytes'] / mib:>8.0f} "
               f"{row['activation_ratio']:>6.2f}")
     if args.json:

@@ -6,6 +6,9 @@ Layout (nothing is imported here: import the module you need)::
     methods.py     METHODS: the one table of trained methods (MethodSpec rows)
     run.py         train_policy: config + data + gains + model + engine -> PolicyTrainer
     loop.py        PolicyTrainer: rollouts -> credit -> PPO-clip update -> sync, checkpoints
+    memory.py      the memory plan: per-GPU memory from the model's config (no weights)
+    preflight.py   the plan before training (refuse what cannot fit) and ``--dry-run``
+    distributed.py accelerator, FSDP2 sharding, gathered weights, full state dicts, value-head averaging
     tasks.py       the training prompts (instance, need, gains) in a seeded order
     validation.py  validation NDCG during training
     checkpoint.py  resumable checkpoints and the saved policy

@@ -20,7 +20,7 @@ max_new_tokens`` tokens per sequence, ``T = max_new_tokens``, ``V`` the vocabula
     logits             b (T + 1) V (4 + 8 [entropy] + 4 + 2 [bf16])   fp32 log-softmax, entropy, backward
     KV cache           G^2 S L 2 kv c        HF ``generate``: G prompts x G samples per call
     vLLM share         vllm_gpu_memory x card   (engine=vllm; with vllm_sleep only while generating)
-    context/headroom   1 GiB CUDA context + 5 % of the peak for fragmentation
+    context/headroom   1 GiB CUDA context + 10 % of the peak for fragmentation
 
 The per-layer activation coefficients were measured (saved-tensor hooks on Llama
 and Qwen2 layers on CPU, fp32 and bf16 autocast; ``tests/train/test_memory.py``
@@ -47,7 +47,7 @@ SHIPPED = {"qwen/qwen2.5-3b-instruct": "Qwen2.5-3B-Instruct.json", "qwen2.5-3b-i
 LLAMA_FAMILY = frozenset({"llama", "qwen2", "mistral", "qwen3"})
 PHASES = ("rollout", "logprob", "update")
 CUDA_CONTEXT = 1.0 * GIB
-FRAGMENTATION = 0.05
+FRAGMENTATION = 0.10
 DEFAULT_VLLM_SHARE = 0.3
 
 

@@ -21,7 +21,16 @@ from typing import Any, TextIO
 
 from flexbench.errors import FlexBenchError
 from flexbench.train.config import TrainConfig
-from flexbench.train.memory import GIB, PHASES, MemoryPlan, Setup, check_fits, plan_memory, resolve_engine, suggestions
+from flexbench.train.memory import (
+    GIB,
+    PHASES,
+    MemoryPlan,
+    Setup,
+    check_fits,
+    plan_memory,
+    resolve_engine,
+    suggestions,
+)
 
 
 def plan_rows(plan: MemoryPlan) -> list[tuple[str, str, str, str]]:
@@ -31,7 +40,7 @@ def plan_rows(plan: MemoryPlan) -> list[tuple[str, str, str, str]]:
     rows += [(f"total in {p}", f"{plan.phase_bytes(p) / GIB:.2f}", p, "peak" if p == plan.peak_phase else "")
              for p in PHASES]
     rows.append(("context + fragmentation headroom", f"{plan.headroom / GIB:.2f}", "all",
-                 "1 GiB CUDA context + 5 %" if plan.setup.device == "cuda" else "5 %"))
+                 "1 GiB CUDA context + 10 %" if plan.setup.device == "cuda" else "10 %"))
     card = plan.setup.card_bytes
     rows.append(("planned peak per process", f"{plan.total / GIB:.2f}", plan.peak_phase,
                  f"of {card / GIB:.1f} GiB: {verdict(plan)}" if card else "device memory unknown"))
@@ -119,8 +128,7 @@ def dry_run(request: Any, *, gpu_memory_gb: float | None = None, num_gpus: int |
         raise FlexBenchError(f"--dry-run plans the policy methods ({', '.join(METHODS)}), not {name!r}")
     method = get_method(name)
     cfg = build_config(method, request)
-    print(json.dumps({"method": method.name, "config": cfg.to_dict()}, indent=2, sort_keys=True),
-          file=stdout or sys.stdout)
+    print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True), file=stdout or sys.stdout)
     setup = planned_setup(cfg, gpu_memory_gb, num_gpus)
     plan = plan_memory(cfg, method, setup)
     err = stderr or sys.stderr

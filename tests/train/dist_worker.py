@@ -21,7 +21,7 @@ def run(rank: int, world: int, port: int, tok_dir: str, out_dir: str, results: s
     from policy_fixtures import TOY_NEED, tiny_policy, toy_instances, toy_labels, toy_trainer
     from transformers import AutoTokenizer
 
-    import flexbench.train.loop as loop
+    from flexbench.train import loop
     from flexbench.train.config import TrainConfig
     from flexbench.train.curves import METRICS_FILE, read_metrics
     from flexbench.train.distributed import full_state_dict, make_accelerator

@@ -109,11 +109,12 @@ def test_ddp_averages_value_head_and_splits_validation(toy_tokenizer, tmp_path: 
 
 
 @pytest.mark.slow
-def test_fsdp_trains_checkpoints_and_resumes(toy_tokenizer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """sharding=fsdp on 2 processes: rollouts and validation under gathered weights, full checkpoint, resume."""
+@pytest.mark.parametrize("sharding", ["fsdp", "zero2"])
+def test_fsdp_trains_checkpoints_and_resumes(toy_tokenizer, tmp_path: Path, sharding: str) -> None:  # type: ignore[no-untyped-def]
+    """FSDP2 on 2 processes: rollouts and validation under gathered weights, full checkpoint, resume."""
     from transformers import AutoModelForCausalLM
 
-    r0, r1 = _spawn(toy_tokenizer, tmp_path, {"method": "flexrec-ppo", "sharding": "fsdp", "resume_to": 3})
+    r0, r1 = _spawn(toy_tokenizer, tmp_path, {"method": "flexrec-ppo", "sharding": sharding, "resume_to": 3})
     assert r0["step"] == 2 and r0["resumed_step"] == r1["resumed_step"] == 3
     assert _same(r0["value_head"], r1["value_head"])
     assert [(v["step"], v["n"]) for v in r0["valid"]] == [(0, 3), (2, 3), (3, 3)]

@@ -163,8 +163,8 @@ def test_dry_run_prints_config_json_and_plan() -> None:
                                           "--gpu-memory-gb", "79.6", "--num-gpus", "2", "--set", "sharding=fsdp"])
         assert result.exit_code == 0, result.output
         resolved = json.loads(result.stdout)
-        assert resolved["method"] == method and resolved["config"]["sft_warmup_steps"] == warmup
-        assert resolved["config"]["sharding"] == "fsdp"
+        assert resolved["sft_warmup_steps"] == warmup and resolved["sharding"] == "fsdp"
+        assert resolved["model"] == "Qwen/Qwen2.5-3B-Instruct"
         assert "memory plan: Qwen/Qwen2.5-3B-Instruct" in result.stderr
         assert "fsdp over 2" in result.stderr and "fits" in result.stderr
 
