@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from fake_openai import FakeOpenAIServer
 from typer.testing import CliRunner
 
 from flexbench.cli import app
 from flexbench.errors import FlexBenchError
-from fake_openai import FakeOpenAIServer
 from flexbench.secrets import check_options, is_credential_name, redact_options, redact_url, url_secrets
 
 ENV_KEY = "sk-env-key-never-stored-5b7e"

@@ -19,6 +19,7 @@ import typer
 
 from flexbench.cli.leaderboard import show_leaderboard
 from flexbench.errors import FlexBenchError
+from flexbench.harness import DEFAULT_BATCH_SIZE
 
 
 def _console() -> Any:
@@ -108,7 +109,7 @@ def register(app: typer.Typer) -> None:
         checkpoint: Annotated[Path | None, typer.Option(help="Checkpoint directory (trained rankers).")] = None,
         base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", help="Ranker option key=value.")] = None,
-        batch_size: Annotated[int, typer.Option(help="Instances per ranker call.")] = 16,
+        batch_size: Annotated[int, typer.Option(help="Instances per ranker call.")] = DEFAULT_BATCH_SIZE,
         all_: Annotated[bool, typer.Option("--all", help="Every ranker on every dataset/need.")] = False,
         datasets: Annotated[list[str] | None, typer.Option(help="With --all: datasets (comma list).")] = None,
         llm_limit: Annotated[int, typer.Option(help="With --all: instances for LLM/trained rankers (0: all).")] = 2,
@@ -125,28 +126,17 @@ def register(app: typer.Typer) -> None:
         if ranker is None or dataset is None:
             raise FlexBenchError("usage: flexbench eval RANKER --dataset D [--need N], or flexbench eval --all")
         with _resumable():
-            _eval_one(ranker, dataset, need, split, limit, seed, strict, overwrite,
-                      ranker_options(model, checkpoint, base_url, set_), batch_size)
+            _eval_one(ranker, dataset, need, ranker_options(model, checkpoint, base_url, set_), split=split,
+                      limit=limit, seed=seed, strict=strict, overwrite=overwrite, batch_size=batch_size)
 
 
-def _eval_one(ranker: str, dataset: str, need: str | None, split: str, limit: int | None, seed: int,
-              strict: bool, overwrite: bool, options: dict[str, Any], batch_size: int) -> None:
-    from flexbench.catalog import open_dataset
-    from flexbench.ranker import get_entry
+def _eval_one(ranker: str, dataset: str, need: str | None, options: dict[str, Any], **request: Any) -> None:
     from flexbench.results import ResultStore
-    from flexbench.suite import EvalRequest, check_need, make_ranker, run_eval
+    from flexbench.suite import run_evals
 
-    get_entry(ranker)
-    data = open_dataset(dataset)
-    needs = [need] if need else list(data.needs)
-    requests = [EvalRequest(ranker, dataset, n, split=split, limit=limit, seed=seed, strict=strict,
-                            overwrite=overwrite, batch_size=batch_size, options=options) for n in needs]
-    for request in requests:
-        check_need(data, request.need)
-    built = make_ranker(ranker, data, seed=seed, options=options)
     console = _console()
-    for request in requests:
-        result = run_eval(request, store=ResultStore(), dataset=data, ranker=built, progress=True)
+    for result in run_evals(ranker, dataset, [need] if need else None, store=ResultStore(), progress=True,
+                            options=options, **request):
         values = "  ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
         rates = "  ".join(f"{k}={v:.3f}" for k, v in result.rates.items())
         console.print(f"{result.key.ranker} {result.key.dataset}/{result.key.need}/{result.key.split} "

@@ -8,8 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-
 from fake_openai import FakeOpenAIServer
+
 from flexbench.prepared import PreparedDataset
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
 from flexbench.vocabulary import NOVELTY

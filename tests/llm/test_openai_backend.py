@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_openai import FakeOpenAIServer
 
 from flexbench.llm.backends.base import SamplingParams
 from flexbench.llm.backends.openai_backend import (
@@ -22,7 +23,6 @@ from flexbench.llm.backends.openai_backend import (
     OpenAIRequestError,
     backoff_delay,
 )
-from fake_openai import FakeOpenAIServer
 
 pytestmark = pytest.mark.network
 SECRET = "sk-test-DO-NOT-LEAK-7f3a9c1e5b"

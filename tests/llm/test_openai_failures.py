@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_openai import FakeOpenAIServer
 
 from flexbench.llm.backends.base import SamplingParams
 from flexbench.llm.backends.openai_backend import (
@@ -17,7 +18,6 @@ from flexbench.llm.backends.openai_backend import (
     endpoint_failure,
     is_retryable,
 )
-from fake_openai import FakeOpenAIServer
 from flexbench.llm.response_cache import ResponseCache, request_key, valid_unicode
 
 pytestmark = pytest.mark.network
