@@ -96,3 +96,35 @@ def test_cli_refuses_then_marks(repo: Path, tmp_path: Path, monkeypatch: pytest.
     assert ok.exit_code == 0, ok.output
     assert (out / "table1.md").read_text().startswith("> **Warning: written with --allow-dirty")
     assert 'class="banner">Warning: written with --allow-dirty' in (out / "index.html").read_text()
+
+
+def _run(ranker: str, n: int) -> RunResult:
+    metrics = {m: 0.5 for m in ("ndcg@5", "ndcg@10", "ndcg@30", "recall@5", "precision@5", "mrr@5")}
+    return RunResult(RunKey(ranker, "kuairec", "interest"), n, metrics, {},
+                     {"config": {"ranker": ranker}, "n_available": 130})
+
+
+def test_committed_boards_leave_out_llm_runs_on_few_instances() -> None:
+    """LLM rows (zero-shot, trained) need >= 100 instances on a committed board; classic rows always stay."""
+    from flexbench.leaderboard.committed import MIN_MODEL_INSTANCES, CommittedStore, committed_runs
+
+    runs = [_run("random", 130), _run("popularity", 2), _run("zero-shot", 2), _run("flexrec", 2),
+            _run("zero-shot-constrained", MIN_MODEL_INSTANCES)]
+    kept, note = committed_runs(runs)
+    assert [r.key.ranker for r in kept] == ["random", "popularity", "zero-shot-constrained"]
+    assert note is not None and "zero-shot on kuairec/interest (2)" in note and "flexrec" in note
+    assert committed_runs(kept)[1] is None
+
+    class Store:
+        def load_runs(self) -> list[RunResult]:
+            return runs
+
+        def load_run(self, key: RunKey) -> RunResult | None:
+            return next((r for r in runs if r.key == key), None)
+
+        def load_records(self, key: RunKey) -> list[InstanceRecord]:
+            return [InstanceRecord("i0", None, None, True, ("a",), ("a",), 0, 0, 0, {})]
+
+    view = CommittedStore(Store())
+    assert len(view.load_runs()) == 3 and view.load_run(runs[2].key) is None
+    assert view.load_records(runs[2].key) == [] and len(view.load_records(runs[0].key)) == 1

@@ -48,7 +48,13 @@ def show_leaderboard(dataset: str | None, markdown_dir: Path | None, datasets: l
     Writing the committed ``leaderboards/`` from uncommitted code raises (``refuse``) or,
     as after ``eval --all``, is skipped with a note; ``allow_dirty`` writes under a banner.
     """
-    from flexbench.leaderboard.committed import DirtyTree, check_committed_output
+    from flexbench.leaderboard.committed import (
+        DirtyTree,
+        check_committed_output,
+        committed_runs,
+        is_committed_target,
+        repo_root,
+    )
     from flexbench.leaderboard.model import build_boards
     from flexbench.leaderboard.text import legend, rich_tables, write_markdown
     from flexbench.results import ResultStore
@@ -73,7 +79,11 @@ def show_leaderboard(dataset: str | None, markdown_dir: Path | None, datasets: l
             raise
         console.print(f"[yellow]not writing {markdown_dir}:[/] {err}", highlight=False)
         return
-    for path in write_markdown(boards, markdown_dir, banner=banner):
+    note = None
+    if is_committed_target(markdown_dir, repo_root()):  # committed boards: no LLM rows on a handful of instances
+        kept, note = committed_runs(runs)
+        boards = build_boards(store, dataset=dataset, runs=kept)
+    for path in write_markdown(boards, markdown_dir, banner=banner, note=note):
         console.print(f"wrote {path}" + (" (with the --allow-dirty banner)" if banner else ""))
 
 

@@ -12,6 +12,13 @@ Rendering boards or tables into the checkout's own ``leaderboards/`` directory
 naming why. Any other output directory is never checked. Outside a git
 checkout (an installed package) there is nothing to compare against and
 nothing is refused.
+
+Committed boards also carry no thin LLM rows: a run of a zero-shot or trained
+ranker on fewer than :data:`MIN_MODEL_INSTANCES` instances (the quick ``eval
+--all`` default evaluates 2) is left out of them (:func:`committed_runs`,
+:class:`CommittedStore`), and the file says which runs were left out and why.
+Classic, reference and oracle rows always cover the whole split. Other output
+directories show every run, the ``n`` column saying ``2/130``.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ from pathlib import Path
 
 from flexbench.errors import FlexBenchError
 from flexbench.leaderboard.protocol import code_label
-from flexbench.types import RunResult
+from flexbench.types import InstanceRecord, RunKey, RunResult
 
 COMMITTED_DIR = "leaderboards"
+MIN_MODEL_INSTANCES = 100
+MODEL_KINDS = frozenset({"zero-shot", "trained"})  # RankerKind values of LLM rankers
 
 
 class DirtyTree(FlexBenchError):
@@ -98,3 +107,38 @@ def check_committed_output(out_dir: Path, runs: Sequence[RunResult], *, allow_di
                 f"reproduced from a commit.")
     raise DirtyTree(f"refusing to write {COMMITTED_DIR}/ from uncommitted code: {why}. Commit first and rerun "
                     f"those runs with --overwrite, or pass --allow-dirty to write them under a warning banner.")
+
+
+def is_thin(run: RunResult, minimum: int = MIN_MODEL_INSTANCES) -> bool:
+    """Whether ``run`` is an LLM (zero-shot or trained) run on fewer than ``minimum`` instances."""
+    from flexbench.leaderboard.model import kind_of
+
+    return kind_of(run) in MODEL_KINDS and run.n_instances < minimum
+
+
+def committed_runs(runs: Sequence[RunResult], minimum: int = MIN_MODEL_INSTANCES) -> tuple[list[RunResult], str | None]:
+    """The runs a committed board shows, and the note naming those left out (None when none was)."""
+    kept = [r for r in runs if not is_thin(r, minimum)]
+    thin = [f"{r.key.ranker} on {r.key.dataset}/{r.key.need} ({r.n_instances})" for r in runs if is_thin(r, minimum)]
+    if not thin:
+        return kept, None
+    return kept, (f"Left out: {len(thin)} LLM run(s) on fewer than {minimum} instances ({_listing(thin, 6)}); "
+                  f"committed boards show zero-shot and trained rows only on at least {minimum} instances "
+                  f"(`flexbench eval RANKER --limit {minimum}` or `eval --all --llm-limit 0`).")
+
+
+class CommittedStore:
+    """A view of a result store without thin LLM runs (:func:`committed_runs`), for the committed tables."""
+
+    def __init__(self, store: object, minimum: int = MIN_MODEL_INSTANCES) -> None:
+        self.store, self.minimum = store, minimum
+
+    def load_runs(self) -> list[RunResult]:
+        return committed_runs(self.store.load_runs(), self.minimum)[0]  # type: ignore[attr-defined]
+
+    def load_run(self, key: RunKey) -> RunResult | None:
+        run = self.store.load_run(key)  # type: ignore[attr-defined]
+        return None if run is None or is_thin(run, self.minimum) else run
+
+    def load_records(self, key: RunKey) -> list[InstanceRecord]:
+        return self.store.load_records(key) if self.load_run(key) is not None else []  # type: ignore[attr-defined]

@@ -143,14 +143,18 @@ def _md_switch(switch: NeedSwitch) -> list[str]:
             + [_md_line(values) for values in switch_rows(switch)] + [""])
 
 
-def markdown_for(boards: Sequence[Board], dataset: str, *, banner: str | None = None) -> str:
-    """The Markdown leaderboard of ``dataset``: its need-switch table, then one section per need."""
+def markdown_for(boards: Sequence[Board], dataset: str, *, banner: str | None = None,
+                 note: str | None = None) -> str:
+    """The Markdown leaderboard of ``dataset``: its need-switch table, then one section per need.
+
+    ``note`` (e.g. which thin runs a committed board leaves out) follows the general note.
+    """
     from flexbench.vocabulary import NEEDS
 
     lines = [f"# FlexBench leaderboard: {dataset}", ""]
     if banner:
         lines += [f"> **{banner}**", ""]
-    lines += [NOTE, ""]
+    lines += [NOTE, ""] + ([note, ""] if note else [])
     mine = [b for b in boards if b.dataset == dataset]
     for switch in need_switches(mine):
         lines += _md_switch(switch)
@@ -165,7 +169,8 @@ def markdown_for(boards: Sequence[Board], dataset: str, *, banner: str | None = 
     return "\n".join(lines)
 
 
-def write_markdown(boards: Sequence[Board], out_dir: Path, *, banner: str | None = None) -> list[Path]:
+def write_markdown(boards: Sequence[Board], out_dir: Path, *, banner: str | None = None,
+                   note: str | None = None) -> list[Path]:
     """Write ``<out_dir>/<dataset>.md`` for each dataset on the boards (atomically); returns the paths."""
     from flexbench.results import atomic_write_text
 
@@ -173,6 +178,6 @@ def write_markdown(boards: Sequence[Board], out_dir: Path, *, banner: str | None
     paths = []
     for dataset in sorted({b.dataset for b in boards}):
         path = out_dir / f"{dataset}.md"
-        atomic_write_text(path, markdown_for(boards, dataset, banner=banner))
+        atomic_write_text(path, markdown_for(boards, dataset, banner=banner, note=note))
         paths.append(path)
     return paths

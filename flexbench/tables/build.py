@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flexbench.leaderboard.committed import check_committed_output
+from flexbench.leaderboard.committed import CommittedStore, check_committed_output, is_committed_target, repo_root
 from flexbench.leaderboard.model import build_boards
 from flexbench.leaderboard.protocol import PreparedResolver
 from flexbench.results import atomic_write_text
@@ -51,6 +51,8 @@ def render_outputs(store: ResultSource, out_dir: Path, *, checkpoints: Path | No
     from flexbench.paths import checkpoints_dir
 
     out_dir = Path(out_dir)
+    if is_committed_target(out_dir, repo_root()):  # committed tables: no LLM cells from a handful of instances
+        store = CommittedStore(store)
     runs = store.load_runs()
     banner = check_committed_output(out_dir, runs, allow_dirty=allow_dirty)
     checkpoints = Path(checkpoints) if checkpoints is not None else checkpoints_dir()
