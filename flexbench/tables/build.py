@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flexbench.leaderboard.committed import CommittedStore, check_committed_output, is_committed_target, repo_root
+from flexbench.leaderboard.committed import (
+    CommittedStore,
+    check_committed_output,
+    is_committed_target,
+    repo_root,
+)
 from flexbench.leaderboard.model import build_boards
 from flexbench.leaderboard.protocol import PreparedResolver
 from flexbench.results import atomic_write_text
