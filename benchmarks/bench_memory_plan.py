@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'saved':>8} {'plan act':>8} {'ratio':>6}   (MiB)")
     for b, p, t, gc in SETTINGS:
         done = subprocess.run([sys.executable, __file__, "--child", str(b), str(p), str(t), str(int(gc))],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         if done.returncode:
             print(f"{b:>2} {p:>4} {t:>4} {gc!s:>5} | failed (exit {done.returncode}; killed for memory?)")
             continue

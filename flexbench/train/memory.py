@@ -116,10 +116,10 @@ def shape_from_config(config: dict[str, Any], name: str) -> ModelShape:
     h, heads = int(d["hidden_size"]), int(d["num_attention_heads"])
     head_dim = int(d.get("head_dim") or h // heads)
     kv = int(d.get("num_key_value_heads") or heads)
-    shape = dict(name=name, model_type=str(d.get("model_type", "?")), hidden=h,
-                 intermediate=int(d["intermediate_size"]), layers=int(d["num_hidden_layers"]), heads=heads,
-                 kv_heads=kv, head_dim=head_dim, vocab=int(d["vocab_size"]),
-                 tied=bool(d.get("tie_word_embeddings", False)))
+    shape = {"name": name, "model_type": str(d.get("model_type", "?")), "hidden": h,
+                 "intermediate": int(d["intermediate_size"]), "layers": int(d["num_hidden_layers"]), "heads": heads,
+                 "kv_heads": kv, "head_dim": head_dim, "vocab": int(d["vocab_size"]),
+                 "tied": bool(d.get("tie_word_embeddings", False))}
     counts = _llama_counts(d, shape) if shape["model_type"] in LLAMA_FAMILY else _meta_counts(d, shape["layers"])
     return ModelShape(**shape, params=counts[0], layer_params=counts[1])
 
