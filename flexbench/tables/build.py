@@ -1,7 +1,9 @@
 """Render every paper table, the critic table, the figures and the HTML page from stored results.
 
 Output files under ``out_dir``: ``table<N>.md`` for N in 1, 2, 3, 6, 7, 8, 9,
-``critic.md``, ``figures.md``, ``figure<3|4>-<dataset>.png`` and ``index.html``.
+``critic.md``, ``figures.md``, ``figure<3|4>-<dataset>.png`` (training logs),
+``figure2.md`` and ``figure2-<dataset>.png`` (joint vs single-need policies, from
+stored runs: :mod:`flexbench.tables.joint`) and ``index.html``.
 Every file is a function of the store, the training logs and the prepared
 datasets' meta only (no clock), and each is written atomically (temporary file,
 then rename). Writing into the checkout's own ``leaderboards/`` is guarded
@@ -25,9 +27,10 @@ from flexbench.results import atomic_write_text
 from flexbench.tables.cells import ResolvedTable, resolve_table
 from flexbench.tables.critic import load_critic_reports
 from flexbench.tables.figures import write_figures
-from flexbench.tables.html import PAGE, critic_html, render_page
+from flexbench.tables.html import PAGE, critic_html, joint_html, render_page
+from flexbench.tables.joint import write_joint_figures
 from flexbench.tables.layout import CRITIC, TABLES
-from flexbench.tables.markdown import render_critic, render_figure_index, render_table
+from flexbench.tables.markdown import render_critic, render_figure_index, render_joint, render_table
 from flexbench.tables.paper import PaperNumbers, load_paper_numbers
 from flexbench.tables.store import ResultSource
 
@@ -65,15 +68,18 @@ def render_outputs(store: ResultSource, out_dir: Path, *, checkpoints: Path | No
     tables = resolve_all(store, paper)
     reports = load_critic_reports(checkpoints, CRITIC)
     figures = write_figures(checkpoints, out_dir)
-    written = [out_dir / f.path for f in figures if f.path is not None]
+    joint = write_joint_figures(store, out_dir)
+    written = [out_dir / f.path for f in (*figures, *joint) if f.path is not None]
     if markdown:
         for table in tables:
             written.append(write_text(out_dir / f"table{table.layout.table_id}.md", render_table(table), banner))
         written.append(write_text(out_dir / "critic.md", render_critic(reports, CRITIC, paper), banner))
         written.append(write_text(out_dir / "figures.md", render_figure_index(figures), banner))
+        written.append(write_text(out_dir / f"figure{joint[0].layout.figure_id}.md", render_joint(joint), banner))
     if html:
         boards = build_boards(store, runs=runs, prepared=prepared)
-        page = render_page(boards, tables, critic_html(reports, CRITIC, paper), figures, banner=banner)
+        page = render_page(boards, tables, critic_html(reports, CRITIC, paper), figures, banner=banner,
+                           joint=joint_html(joint))
         written.append(write_text(out_dir / PAGE, page))
     return written
 

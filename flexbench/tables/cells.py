@@ -1,6 +1,7 @@
 """Fill a :class:`~flexbench.tables.layout.TableLayout` from stored runs (no rendering here).
 
-Every cell is looked up by ``RunKey(row.ranker, group.dataset, group.need, "test")``;
+Every cell is looked up by ``RunKey(row.ranker, run_dataset(row, group), group.need, "test")``
+(the group's dataset, or its dense variant for a dense row);
 a cell without a stored run, without the metric, from an incomplete run, or from a
 trained run that records another train need than the table's (or none) is never
 filled, only labelled.
@@ -19,7 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from flexbench.tables.layout import GAIN_BASE, GAIN_ROW, GAIN_TARGET, ColumnGroup, Row, TableLayout
+from flexbench.tables.layout import (
+    GAIN_BASE,
+    GAIN_ROW,
+    GAIN_TARGET,
+    ColumnGroup,
+    Row,
+    TableLayout,
+    run_dataset,
+)
 from flexbench.tables.paper import PaperNumbers
 from flexbench.tables.significance import compare_records
 from flexbench.tables.store import ResultSource
@@ -85,13 +94,18 @@ def normalise_model(name: str) -> str:
 
 def run_key(row: Row, group: ColumnGroup) -> RunKey:
     """The stored run behind ``row`` in ``group``."""
-    return RunKey(row.ranker, group.dataset, group.need, TEST_SPLIT)
+    return RunKey(row.ranker, run_dataset(row, group), group.need, TEST_SPLIT)
 
 
 def _status(layout: TableLayout, row: Row, group: ColumnGroup, run: RunResult | None) -> tuple[CellStatus, str]:
+    return run_status(run, layout.train_need_of(row, group))
+
+
+def run_status(run: RunResult | None, expected: str | None) -> tuple[CellStatus, str]:
+    """Whether ``run`` can fill a cell whose trained policy must record train need ``expected``
+    (None: not a trained row), and a note saying why not."""
     if run is None:
         return CellStatus.MISSING, ""
-    expected = layout.train_need_of(row, group)
     stored = run.provenance.get("train_need")
     if expected is not None and not stored:
         return CellStatus.TRAIN_NEED_UNRECORDED, "rerun eval with --set train_need=<need>"

@@ -5,7 +5,8 @@ the protocol card, an inline SVG chart and the board grouped by kind with best
 and significance marks (:mod:`flexbench.leaderboard.html`: the same model as the
 terminal and Markdown boards; an unfinished run shows "—", never its partial
 mean); then the paper tables (same cell text as the Markdown), the critic table,
-the figures and the provenance of each table. Sorting is vanilla JS inlined from
+Figure 2 (joint vs single-need policies), the training-curve figures and the
+provenance of each table. Sorting is vanilla JS inlined from
 ``static/leaderboard.js``. Every value cell carries ``data-cell`` =
 ``table|dataset|need|ranker|metric`` and ``data-value`` (full precision) so the
 rendered page can be checked against the Markdown. Writing the page (and the
@@ -23,8 +24,17 @@ from flexbench.leaderboard.model import Board
 from flexbench.tables.cells import Cell, CellStatus, ResolvedTable
 from flexbench.tables.critic import CriticReport, critic_cells
 from flexbench.tables.figures import FigureResult
+from flexbench.tables.joint import Bar, JointPanel, Series
 from flexbench.tables.layout import DATASET_TITLES, GAIN_ROW, METRIC_TITLES, CriticLayout
-from flexbench.tables.markdown import LEGEND, STATUS_TEXT, critic_provenance, fmt_value, model_text
+from flexbench.tables.markdown import (
+    JOINT_LEGEND,
+    LEGEND,
+    STATUS_TEXT,
+    critic_provenance,
+    fmt_value,
+    missing_lines,
+    model_text,
+)
 from flexbench.tables.paper import PaperNumbers
 from flexbench.tables.provenance import provenance_line
 
@@ -93,9 +103,41 @@ def figures_html(figures: Sequence[FigureResult]) -> str:
     return "".join(parts)
 
 
+def joint_html(panels: Sequence[JointPanel]) -> str:
+    """Figure 2: per dataset, the image, the bar values (``data-cell`` = ``figure2|dataset|need|label|metric``)
+    and the commands for missing bars."""
+    from flexbench.vocabulary import get_need
+
+    if not panels:
+        return ""
+    layout = panels[0].layout
+    head = "".join(f"<th>{METRIC_TITLES[m]} {escape(s.value)}</th>" for m in layout.metrics for s in Series)
+    parts = [f'<h2 id="figure-{layout.figure_id}">{escape(layout.title)}</h2><p>{escape(JOINT_LEGEND)}</p>']
+    for panel in panels:
+        title = DATASET_TITLES.get(panel.dataset, panel.dataset)
+        img = f'<img src="{escape(panel.path)}" alt="{escape(layout.title)} ({escape(title)})">' if panel.path else ""
+        rows = []
+        for need in panel.needs:
+            cells = "".join(_bar_cell(panel.bar(s, need), m, layout.figure_id) for m in layout.metrics for s in Series)
+            rows.append(f"<tr><td>{escape(get_need(need).title)}</td>{cells}</tr>")
+        notes = "".join(f"<p>{escape(line)}</p>" for line in missing_lines(panel) if line)
+        parts.append(f"<h3>{escape(title)}</h3>{img}<table><thead><tr><th>Test need</th>{head}</tr></thead>"
+                     f"<tbody>{''.join(rows)}</tbody></table>{notes}"
+                     f'<p class="prov">{escape(provenance_line(panel.runs))}</p>')
+    return "".join(parts)
+
+
+def _bar_cell(bar: Bar, metric: str, figure_id: str) -> str:
+    ok = bar.status is CellStatus.OK
+    text = fmt_value(bar.values[metric]) if ok else STATUS_TEXT[bar.status]
+    return td(escape(text), cell=f"figure{figure_id}|{bar.key.dataset}|{bar.need}|{bar.key.ranker}|{metric}",
+              value=bar.values.get(metric), cls="" if ok else "missing")
+
+
 def render_page(boards: Sequence[Board], tables: Sequence[ResolvedTable], critic: str,
-                figures: Sequence[FigureResult], *, banner: str | None = None) -> str:
-    """The whole page as one string (deterministic for the same inputs); ``banner`` a warning shown on top."""
+                figures: Sequence[FigureResult], *, banner: str | None = None, joint: str = "") -> str:
+    """The whole page as one string (deterministic for the same inputs); ``banner`` a warning shown on top;
+    ``joint`` Figure 2's section (:func:`joint_html`)."""
     toc = "".join(f'<li><a href="#table-{t.layout.table_id}">{escape(t.layout.title)}</a></li>' for t in tables)
     boards_toc = "".join(f'<li><a href="#lb-{escape(d)}">Leaderboard: {escape(DATASET_TITLES.get(d, d))}</a></li>'
                          for d in sorted({b.dataset for b in boards}))
@@ -108,5 +150,5 @@ def render_page(boards: Sequence[Board], tables: Sequence[ResolvedTable], critic
         f"{leaderboards_html(boards, DATASET_TITLES)}"
         f"<h2>Paper tables</h2><p>{escape(LEGEND)}</p><ul>{toc}</ul>"
         + "".join(paper_table_html(t) for t in tables) + critic
-        + f"<h2>Training curves</h2>{figures_html(figures)}"
+        + joint + f"<h2>Training curves</h2>{figures_html(figures)}"
         f"<script>{_static('leaderboard.js')}</script></body></html>\n")

@@ -4,7 +4,7 @@ Each :class:`TableLayout` repeats the paper's rows, row groups, column groups an
 metric columns. A *cell* is ``(table, column group, row, metric)``; it maps to one
 stored run (see :mod:`flexbench.results`)::
 
-    RunKey(ranker=row.ranker, dataset=group.dataset, need=group.need, split="test")
+    RunKey(ranker=row.ranker, dataset=run_dataset(row, group), need=group.need, split="test")
 
 and, for trained rows, the run's ``provenance["train_need"]`` must equal
 :meth:`TableLayout.train_need_of` (the test need for Tables 1 and 3; ``interest``
@@ -21,26 +21,41 @@ GPT-4o                                     ``gpt-4o``
 Qwen2.5-3B-Instruct (zero-shot)            ``zero-shot``
 + TALLRec / + Rec-R1 / + Rank-GRPO         ``tallrec`` / ``rec-r1`` / ``rank-grpo``
 + FlexRec                                  ``flexrec``
-Table 7 GRPO: independent, non-causal,     ``flexrec-independent``, ``flexrec-noncausal``,
-CausalSwap                                 ``flexrec``
-Table 7 PPO: independent, non-causal,      ``flexrec-ppo-independent``,
-CausalSwap                                 ``flexrec-ppo-noncausal``, ``flexrec-ppo``
+Table 7 GRPO: independent, non-causal,     ``flexrec-independent-dense``,
+CausalSwap                                 ``flexrec-noncausal-dense``, ``flexrec-dense``
+Table 7 PPO: independent, non-causal,      ``flexrec-ppo-independent-dense``,
+CausalSwap                                 ``flexrec-ppo-noncausal-dense``, ``flexrec-ppo-dense``
 Table 8: User-KNN, Item-KNN, raw critic,   ``flexrec-userknn``, ``flexrec-itemknn``,
 uncertainty-aware critic                   ``flexrec-rawcritic``, ``flexrec``
 Table 9 (KuaiRec test set, policies        ``sft-dense``, ``ppo-dense``, ``rec-r1-dense``,
 trained on KuaiRec-dense)                  ``rank-grpo-dense``, ``flexrec-dense``
 =========================================  ==========================================
 
-The paper does not name the dataset of Tables 7 and 8; their numbers match the
-KuaiRec Maximizing Interest column of Table 1 (N@5 0.607 / 0.595 vs 0.597) and
-R@5 is reported, which the paper uses for KuaiRec only, so they map to
-``kuairec`` / ``interest``. The FlexRec row of Table 9 is cut off in the paper
-text: its paper column stays empty. The critic table's one row of numbers sits
-under the KuaiRec columns; the ML-1M columns are empty in the paper.
+A :attr:`Row.dense` row reads the stored run of the group's dense variant
+(``kuairec-dense``: :func:`run_dataset`): ``flexbench train flexrec-dense --dataset
+kuairec-dense --need interest`` then ``flexbench eval flexrec-dense --dataset
+kuairec-dense --need interest``. The dense variant's test instances and labels are
+KuaiRec's own (only the training-time interactions are dense), so these rows sit
+beside baselines evaluated on ``kuairec``, as in the paper's Table 9, whose baseline
+numbers equal Table 1's.
+
+Table 7 is the dense setting: its GRPO / CausalSwap row equals Table 9's dense
+"GRPO (ours)" row exactly (0.607 / 0.636 / 0.790 / 0.336 / 0.851), so every Table 7
+row is a ``*-dense`` method. Table 8 (sparse feedback: critic vs CF imputation)
+matches no dense row and maps to ``kuairec`` / ``interest`` (its FlexRec N@5 0.595
+is near Table 1's 0.597; R@5 is reported, which the paper uses for KuaiRec only).
+The critic table's one row of numbers sits under the KuaiRec columns; the ML-1M
+columns are empty in the paper.
+
+Figure 2 (joint multi-need training, :class:`JointFigureLayout`) compares, per
+dataset with several needs and per test need, the zero-shot base model, the
+single-need policy (label ``flexrec``, trained on that need) and the joint policy
+(label ``flexrec-joint``, provenance ``train_need == "all"``; see
+:mod:`flexbench.tables.joint`).
 
 The shipped ``paper_numbers.csv`` holds every number readable from the paper, keyed
-by ``(table, dataset, need, row, metric)``; the ``gain-vs-zero-shot`` row holds
-percentages.
+by ``(table, dataset, need, row, metric)`` (``dataset`` is the test set's, ``kuairec``
+for Tables 7 and 9); the ``gain-vs-zero-shot`` row holds percentages.
 """
 
 from __future__ import annotations
@@ -86,7 +101,8 @@ class Row:
     ``trained`` rows must carry the table's train need in their provenance;
     ``ours`` rows get significance marks against the strongest non-``ours`` row
     of their scope. ``paper_model`` is the model the paper used (None when the
-    method has no model to compare, e.g. BERT4Rec).
+    method has no model to compare, e.g. BERT4Rec). ``dense`` rows read their runs
+    from the group's dense variant (:func:`run_dataset`).
     """
 
     ranker: str
@@ -94,6 +110,7 @@ class Row:
     trained: bool = False
     ours: bool = False
     paper_model: str | None = PAPER_LLM
+    dense: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +186,53 @@ class FigureLayout:
     metrics: tuple[str, ...] = ("ndcg@5", "ndcg@10")
 
 
+DENSE_SUFFIX = "-dense"
+
+
+def run_dataset(row: Row, group: ColumnGroup) -> str:
+    """The dataset of ``row``'s stored run in ``group``: the group's, or its dense variant for a
+    :attr:`Row.dense` row (``kuairec`` -> ``kuairec-dense``)."""
+    return f"{group.dataset}{DENSE_SUFFIX}" if row.dense else group.dataset
+
+
+JOINT_TRAIN_NEED = "all"
+"""``train_need`` a policy trained with ``--needs all`` records (:mod:`flexbench.train.run`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JointFigureLayout:
+    """Figure 2: per dataset and test need, the base model, single-need policies and one joint policy.
+
+    Bars come from stored test runs (:mod:`flexbench.tables.joint`): ``base``
+    (no train need), ``method`` recording ``train_need`` = the test need, and
+    :attr:`joint_label` recording ``train_need == "all"``.
+    """
+
+    figure_id: str
+    title: str
+    method: str
+    datasets: tuple[str, ...]
+    metrics: tuple[str, ...] = ("ndcg@5", "ndcg@10")
+    base: str = GAIN_BASE
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.metrics if m not in METRIC_TITLES]
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRIC_TITLES)}")
+
+    @property
+    def joint_label(self) -> str:
+        """Ranker label of the joint policy's runs (``flexrec-joint``)."""
+        return f"{self.method}-joint"
+
+
 def _rows(*specs: tuple) -> tuple[Row, ...]:
     return tuple(Row(*spec) for spec in specs)
+
+
+def _dense_rows(*specs: tuple[str, str, bool]) -> tuple[Row, ...]:
+    """Trained rows of a ``*-dense`` method: ``(ranker, label, ours)``, run on the dense variant."""
+    return tuple(Row(ranker, label, True, ours, dense=True) for ranker, label, ours in specs)
 
 
 _CLASSIC = Section("Traditional Rerankers", _rows(
@@ -219,16 +281,17 @@ TABLES: tuple[TableLayout, ...] = (
         (_CLASSIC, _ZERO_SHOT, _post_trained("Post-Trained LLMs")), gain_row=True),
     _generalisation("6", "trend", "Trend Promotion"),
     TableLayout(
-        "7", "Table 7: item-level reward formulation under GRPO and PPO",
-        "Reward ablation on KuaiRec, Maximizing Interest; marks compare CausalSwap with the other "
+        "7", "Table 7: item-level reward formulation under GRPO and PPO (dense KuaiRec)",
+        "Reward ablation on KuaiRec, Maximizing Interest, policies trained on KuaiRec-dense (the paper's "
+        "GRPO / CausalSwap row equals Table 9's dense GRPO row); marks compare CausalSwap with the other "
         "formulations of the same algorithm.",
         _KUAIREC_INTEREST,
-        (Section("GRPO", _rows(("flexrec-independent", "Independent contribution", True),
-                               ("flexrec-noncausal", "Swap-based contribution (non-causal)", True),
-                               ("flexrec", "CausalSwap reward (ours)", True, True))),
-         Section("PPO", _rows(("flexrec-ppo-independent", "Independent contribution", True),
-                              ("flexrec-ppo-noncausal", "Swap-based contribution (non-causal)", True),
-                              ("flexrec-ppo", "CausalSwap reward (ours)", True, True)))),
+        (Section("GRPO", _dense_rows(("flexrec-independent-dense", "Independent contribution", False),
+                                     ("flexrec-noncausal-dense", "Swap-based contribution (non-causal)", False),
+                                     ("flexrec-dense", "CausalSwap reward (ours)", True))),
+         Section("PPO", _dense_rows(("flexrec-ppo-independent-dense", "Independent contribution", False),
+                                    ("flexrec-ppo-noncausal-dense", "Swap-based contribution (non-causal)", False),
+                                    ("flexrec-ppo-dense", "CausalSwap reward (ours)", True)))),
         train_need="interest", sig_scope="section"),
     TableLayout(
         "8", "Table 8: reward signal under sparse feedback",
@@ -241,17 +304,18 @@ TABLES: tuple[TableLayout, ...] = (
         train_need="interest"),
     TableLayout(
         "9", "Table 9: dense setting of KuaiRec",
-        "Policies trained with dense KuaiRec rewards, tested on the KuaiRec Maximizing Interest test set.",
+        "Policies trained with dense KuaiRec rewards (runs on kuairec-dense), tested on the KuaiRec Maximizing "
+        "Interest test set; the baselines are the kuairec runs (the same test instances and labels).",
         _KUAIREC_INTEREST,
         (Section("Baselines", _rows(("bert4rec", "BERT4Rec", False, False, None),
                                     ("star", "STAR (retriever)", False, False, "text-embedding-004"),
                                     ("gpt-4o", "GPT-4o", False, False, "gpt-4o"),
                                     ("zero-shot", "Qwen2.5-3B"))),
-         Section("Post-Trained LLMs (Dense)", _rows(("sft-dense", "Qwen2.5-3B + SFT", True),
-                                                    ("ppo-dense", "Qwen2.5-3B + PPO", True),
-                                                    ("rec-r1-dense", "Qwen2.5-3B + Rec-R1", True),
-                                                    ("rank-grpo-dense", "Qwen2.5-3B + Rank-GRPO", True),
-                                                    ("flexrec-dense", "Qwen2.5-3B + FlexRec", True, True)))),
+         Section("Post-Trained LLMs (Dense)", _dense_rows(("sft-dense", "Qwen2.5-3B + SFT", False),
+                                                          ("ppo-dense", "Qwen2.5-3B + PPO", False),
+                                                          ("rec-r1-dense", "Qwen2.5-3B + Rec-R1", False),
+                                                          ("rank-grpo-dense", "Qwen2.5-3B + Rank-GRPO", False),
+                                                          ("flexrec-dense", "Qwen2.5-3B + GRPO (ours: FlexRec)", True)))),
         train_need="interest"),
 )
 
@@ -265,6 +329,10 @@ FIGURES: tuple[FigureLayout, ...] = (
                  (("flexrec-userknn", "User-KNN CF"), ("flexrec-itemknn", "Item-KNN CF"),
                   ("flexrec-rawcritic", "Raw critic"), ("flexrec", "Uncertainty-aware critic (FlexRec)"))),
 )
+
+
+JOINT = JointFigureLayout("2", "Figure 2: one FlexRec policy for every need (joint training) vs single-need "
+                          "policies", "flexrec", ("kuairec", "ml-1m"))
 
 
 def table_by_id(table_id: str) -> TableLayout:

@@ -1,4 +1,4 @@
-"""Markdown rendering of resolved tables, the critic table and the figure index.
+"""Markdown rendering of resolved tables, the critic table, the figure index and Figure 2's page.
 
 Cell text: ``ours (paper)``; ``—`` where nothing is stored (never a guess),
 ``incomplete`` for a run still in progress, ``other train need`` when the stored
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from flexbench.tables.cells import Cell, CellStatus, ResolvedRow, ResolvedTable
 from flexbench.tables.critic import CriticReport, critic_cells
+from flexbench.tables.joint import LEGENDS, Bar, JointPanel, Series, bar_plan
 from flexbench.tables.layout import DATASET_TITLES, METRIC_TITLES, CriticLayout
 from flexbench.tables.paper import PaperNumbers
 from flexbench.tables.provenance import provenance_line
@@ -128,3 +129,51 @@ def render_figure_index(figures: Sequence) -> str:
         missing = ", ".join(fig.missing) if fig.missing else "none"
         lines += [f"Curves drawn: {drawn}.", f"Curves missing (no training log stored): {missing}.", ""]
     return "\n".join(lines)
+
+
+
+JOINT_LEGEND = ("Each cell: our stored test value. Bars and cells come from stored test runs only: zero-shot is "
+                "the base model (label `zero-shot`), single-need the policy trained on the test need (label "
+                "`flexrec`), joint one policy trained on all needs with `--needs all` (label `flexrec-joint`, "
+                "train need `all`). "
+                f"{MISSING}: no stored run; 'incomplete', 'other train need', 'train need not recorded': a stored "
+                "run that cannot fill the cell. The paper shows this comparison as a figure without printed "
+                "numbers, so there is no paper value to compare.")
+
+
+def render_joint(panels: Sequence[JointPanel]) -> str:
+    """Figure 2's page: per dataset, the image, the table of bar values and the commands for missing bars."""
+    from flexbench.vocabulary import get_need
+
+    if not panels:
+        return ""
+    layout = panels[0].layout
+    lines = [f"## {layout.title}", "", JOINT_LEGEND, ""]
+    for panel in panels:
+        lines += [f"### {DATASET_TITLES.get(panel.dataset, panel.dataset)}", ""]
+        if panel.path is not None:
+            lines += [f"![{layout.title}]({panel.path})", ""]
+        header = ["Test need"] + [f"{METRIC_TITLES[m]} {s.value}" for m in layout.metrics for s in Series]
+        lines += [_line(header), _line(["---"] * len(header))]
+        for need in panel.needs:
+            cells = [_bar_text(panel.bar(s, need), m) for m in layout.metrics for s in Series]
+            lines.append(_line([get_need(need).title, *cells]))
+        lines += ["", *missing_lines(panel), provenance_line(panel.runs), ""]
+    return "\n".join(lines)
+
+
+def _bar_text(bar: Bar, metric: str) -> str:
+    return fmt_value(bar.values[metric]) if bar.status is CellStatus.OK else STATUS_TEXT[bar.status]
+
+
+def missing_lines(panel: JointPanel) -> list[str]:
+    """One line per series with missing bars: which test needs, and the commands that produce them."""
+    lines = []
+    for series in Series:
+        needs = [b.need for b in panel.missing if b.series is series]
+        if not needs:
+            continue
+        steps = " then ".join(f"`{c}`" for c in bar_plan(panel.layout, series, panel.dataset, "N")[2])
+        where = "No joint run stored" if series is Series.JOINT else f"Missing: {LEGENDS[series]}"
+        lines.append(f"{where} ({', '.join(needs)}): run {steps} for each missing test need N.")
+    return [*lines, ""] if lines else []

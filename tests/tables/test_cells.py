@@ -56,8 +56,8 @@ def test_marks_against_the_strongest_comparison_row(fixed_store: ResultStore) ->
     assert cell.mark == BETTER and "vs star" in cell.note  # STAR beats zero-shot on this store
     assert all(c.mark == "" for c in t1.row("star").cells[0])
     t7 = _resolve(fixed_store, "7")
-    assert t7.row("flexrec").cells[0][0].mark == BETTER
-    assert "vs flexrec-noncausal" in t7.row("flexrec").cells[0][0].note
+    assert t7.row("flexrec-dense").cells[0][0].mark == BETTER
+    assert "vs flexrec-noncausal-dense" in t7.row("flexrec-dense").cells[0][0].note
 
 
 def test_model_column_names_models_that_differ_from_the_papers(fixed_store: ResultStore) -> None:

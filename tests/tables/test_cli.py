@@ -10,7 +10,8 @@ from flexbench.cli import app
 from flexbench.results import ResultStore
 
 EXPECTED = {"table1.md", "table2.md", "table3.md", "table6.md", "table7.md", "table8.md", "table9.md",
-            "critic.md", "figures.md", "index.html", "figure3-kuairec.png", "figure4-kuairec.png"}
+            "critic.md", "figures.md", "index.html", "figure3-kuairec.png", "figure4-kuairec.png",
+            "figure2.md", "figure2-kuairec.png", "figure2-ml-1m.png"}
 
 
 def _run(args: list[str]) -> str:
@@ -31,7 +32,7 @@ def test_rerun_is_byte_identical(fixed_store: ResultStore, fixed_checkpoints: Pa
     output = _run([*args, "--out", str(tmp_path / "a")])  # in place, over its own files
     _run([*args, "--out", str(tmp_path / "b")])  # into a fresh directory
     assert _snapshot(tmp_path / "a") == first == _snapshot(tmp_path / "b")
-    assert "from 8 stored runs" in output
+    assert "from 10 stored runs" in output
 
 
 def test_empty_store_renders_every_cell_missing(data_root: Path, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from table_fixtures import build_checkpoints, build_fixed_store
 from flexbench.tables.build import render_outputs
 
 GOLDEN = Path(__file__).parent / "golden"
-PINNED = ("table1.md", "table2.md", "table3.md", "table7.md", "table9.md", "critic.md", "figures.md")
+PINNED = ("table1.md", "table2.md", "table3.md", "table7.md", "table9.md", "critic.md", "figures.md", "figure2.md")
 
 
 @pytest.fixture(scope="module")
