@@ -37,8 +37,9 @@ the first component of its checkpoint directory.
 | flexrec-ppo-independent | independent | PPO (GAE) | yes | observed+critic | 0 |
 | ppo | — | PPO (GAE), sequence reward | no | observed+critic | 0 |
 
-``flexrec-rawcritic`` uses the critic's mean everywhere (no observed labels) and
-no uncertainty weights; the KNN rows replace the critic by CF imputation
+``flexrec-rawcritic`` has flexrec's gains (observed labels, the critic's mean
+elsewhere) without the uncertainty weights (variance 0, SPEC: "raw critic (no
+weighting)"); the KNN rows replace the critic by CF imputation
 (no variance). Each of flexrec, its reward ablations, rec-r1, rank-grpo, sft
 and the PPO rows also has a ``<name>-dense`` twin (:func:`dense_variant`, paper
 Tables 7 and 9) trained on the fully observed KuaiRec matrix
@@ -86,7 +87,7 @@ class GainSignal(StrEnum):
     """Where training-time gains come from (:func:`flexbench.train.signal.gains.make_gain_provider`)."""
 
     OBSERVED_CRITIC = "observed+critic"  # observed sparse labels, critic mean + variance elsewhere
-    RAW_CRITIC = "raw-critic"            # the critic's mean everywhere, no variance
+    RAW_CRITIC = "raw-critic"            # observed sparse labels, the critic's mean elsewhere, no variance
     USER_KNN = "user-knn"
     ITEM_KNN = "item-knn"
     OBSERVED = "observed"                # observed sparse labels, gain 0 elsewhere (no imputation)

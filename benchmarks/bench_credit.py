@@ -1,0 +1,294 @@
+"""Credit-assignment testbed: item-level causal credit vs sequence- and rank-level credit, critic vs KNN.
+
+The paper's central comparison (Tables 7 and 8, Figures 3 and 4) measured where
+a laptop can rerun it. Every method trains with the real loop
+(:class:`flexbench.train.loop.PolicyTrainer`), the real rewards, advantages,
+uncertainty weights, critic (:mod:`flexbench.train.signal.critic`, trained here
+on the observed labels) and KNN imputers, from the same tiny LLaMA (built from a
+config, no download) on the synthetic slate task of ``benchmarks/credit_task.py``
+(relevance readable from the prompt; 15 % of training gains observed, with
+noise; the critic or KNN imputes the rest). Decoding is constrained to
+permutations of the candidate labels, so the model only has to learn the order.
+
+Every method gets the same RL budget (``steps * prompts_per_step * G``
+rollouts) and the same seeds (a seed fixes the initial weights, the prompt order
+and the sampling). Rec-R1 runs twice: without its SFT warm-up (``rec-r1``, pure
+sequence-level GRPO: the credit comparison and the reference of the paired
+tests) and with 25 SFT steps on the optimal lists of the training gains *in
+addition* to the RL budget (``rec-r1 +25 SFT``, full setting only).
+
+Outputs: validation NDCG@5 per evaluation step (mean and sd over seeds), steps
+and rollouts to a threshold, final test NDCG@5 with a paired test against
+``rec-r1`` over seeds x test instances, a PNG of the curves, the Markdown page
+(``--md``, caption states the setting) and ``--json`` (per method: start, end,
+per-seed curves, test scores, probe figures). The figures are defined in
+``benchmarks/credit_report.py``; the credit probe in ``benchmarks/credit_runs.py``.
+
+    .venv/bin/python benchmarks/bench_credit.py --quick --json out.json     # ~10 min on 2 cores
+    .venv/bin/python benchmarks/bench_credit.py --json credit.json \\
+        --md leaderboards/credit-testbed.md --png leaderboards/credit-testbed.png   # the full setting
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the testbed: a method of :data:`flexbench.train.methods.METHODS` with its gains and warm-up."""
+
+    label: str
+    method: str
+    signal: str = "observed+critic"
+    warmup: int = 0
+    panels: tuple[str, ...] = ("reward",)
+    quick: bool = True
+
+
+ROWS: tuple[Row, ...] = (
+    Row("flexrec", "flexrec", panels=("reward", "signal")),
+    Row("flexrec-noncausal", "flexrec-noncausal"),
+    Row("flexrec-independent", "flexrec-independent"),
+    Row("rec-r1", "rec-r1"),
+    Row("rank-grpo", "rank-grpo"),
+    Row("flexrec-rawcritic", "flexrec-rawcritic", "raw-critic", panels=("signal",)),
+    Row("flexrec-userknn", "flexrec-userknn", "user-knn", panels=("signal",)),
+    Row("rec-r1 +25 SFT", "rec-r1", warmup=25, quick=False),
+    Row("flexrec-itemknn", "flexrec-itemknn", "item-knn", panels=("signal",), quick=False),
+    Row("flexrec-ppo", "flexrec-ppo", quick=False),
+    Row("flexrec (true labels)", "flexrec", "labels", panels=("signal",), quick=False),
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The training and evaluation setting every row shares."""
+
+    steps: int = 100
+    prompts_per_step: int = 4
+    group_size: int = 8
+    lr: float = 3e-3
+    kl_coef: float = 0.01
+    entropy_coef: float = 0.005
+    eval_every: int = 5
+    eval_instances: int = 64
+    test_instances: int = 64
+    hidden: int = 64
+    layers: int = 2
+    seeds: int = 3
+    threshold: float = 0.8
+    critic_epochs: int = 30
+
+    def __post_init__(self) -> None:
+        if self.steps < 2 or self.seeds < 1 or not 0 < self.threshold <= 1:
+            raise ValueError("steps >= 2, seeds >= 1 and threshold in (0, 1] are required")
+
+
+QUICK = Setting(steps=40, lr=5e-3, eval_every=10, eval_instances=32, threshold=0.7, critic_epochs=15)
+
+
+def _args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="the 10-minute setting (40 steps, the 7 required rows)")
+    p.add_argument("--json", type=Path, help="write the figures as JSON")
+    p.add_argument("--md", type=Path, help="write the Markdown page (e.g. leaderboards/credit-testbed.md)")
+    p.add_argument("--png", type=Path, help="write the curves (e.g. leaderboards/credit-testbed.png)")
+    p.add_argument("--rows", help="comma-separated row labels (default: the setting's rows)")
+    p.add_argument("--seeds", type=int, help="number of seeds (default 3)")
+    p.add_argument("--steps", type=int, help="RL steps per run")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2, one torch thread each)")
+    p.add_argument("--work-dir", type=Path, help="keep data, critic and runs here (default: a temporary dir)")
+    p.add_argument("--from-json", type=Path, help="re-render --md/--png from a JSON this script wrote (no training)")
+    return p.parse_args(argv)
+
+
+def _setting(args: argparse.Namespace) -> Setting:
+    base = QUICK if args.quick else Setting()
+    changes = {k: v for k, v in (("seeds", args.seeds), ("steps", args.steps)) if v is not None}
+    return dataclasses.replace(base, **changes)
+
+
+def _rows(args: argparse.Namespace) -> list[Row]:
+    if args.rows:
+        wanted = [r.strip() for r in args.rows.split(",")]
+        known = {r.label: r for r in ROWS}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise SystemExit(f"--rows: unknown {unknown}; known: {', '.join(known)}")
+        return [known[w] for w in wanted]
+    return [r for r in ROWS if r.quick or not args.quick]
+
+
+def signal_quality(dataset: Any, critic_dir: Path, n: int = 300) -> dict[str, dict[str, float | None]]:
+    """Training gains of each signal against the true gains, on the unobserved training slate items."""
+    from flexbench.metrics import ideal_order, ndcg_at
+    from flexbench.train.signal.gains import ObservedValues, make_gain_provider
+
+    instances = dataset.instances("train", limit=n)
+    labels = dataset.labels("interest", "train")
+    true = np.array([labels[x.instance_id].gains for x in instances])
+    observed = ObservedValues(dataset)
+    hidden = np.isnan(np.array([observed.lookup(x.user_id, x.candidate_ids) for x in instances]))
+    out = {}
+    for signal in ("observed+critic", "user-knn", "item-knn", "labels"):  # raw-critic: the same gains, no variance
+        critic = critic_dir if "critic" in signal else None
+        provider = make_gain_provider(dataset, "interest", signal, critic)
+        pairs = [provider.candidate_gains(x, "interest") for x in instances]
+        g, v = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        err = (g - true)[hidden]
+        order = np.argsort(-g, axis=1, kind="stable")
+        ndcg5 = float(ndcg_at(np.take_along_axis(true, order, 1), ideal_order(true), 5).mean())
+        var_corr = float(np.corrcoef(v[hidden], err**2)[0, 1]) if v[hidden].std() > 0 else None
+        out[signal] = {"rmse": float(np.sqrt(np.mean(err**2))), "pearson": float(np.corrcoef(g[hidden], true[hidden])[0, 1]),
+                       "ndcg5": ndcg5, "var_corr": var_corr}
+    return out
+
+
+def _prepare(work: Path, setting: Setting) -> dict[str, Any]:
+    """Write the task, train the tokenizer and the critic; return what the report and the jobs need."""
+    from credit_task import TaskConfig, observed_density, tiny_model, train_tokenizer, write_task
+    from rich.console import Console
+
+    from flexbench.train.signal.critic import CriticConfig
+    from flexbench.train.signal.critic_fit import fit_critic
+
+    task = TaskConfig()
+    dataset = write_task(work / "data", task)
+    tokenizer = train_tokenizer(dataset)
+    tokenizer.save_pretrained(work / "tokenizer")
+    fit = fit_critic(dataset, CriticConfig(epochs=setting.critic_epochs, seed=0), work / "critic",
+                     resume=False, console=Console(quiet=True))
+    test = fit.report["test"]
+    n_params = sum(p.numel() for p in tiny_model(tokenizer, hidden=setting.hidden, layers=setting.layers).parameters())
+    return {"task": task, "dataset": dataset, "density": observed_density(dataset), "vocab": len(tokenizer),
+            "n_params": n_params,
+            "critic": (f"test MSE {test['mse']:.3f}, Pearson(mean, y) {test['pearson_mean']:.2f}, "
+                       f"Pearson(var, sq. error) {_fmt(test.get('pearson_var'))} on held-out observed labels")}
+
+
+def references(dataset: Any, task: Any, setting: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Untrained reference rankers (:func:`credit_task.reference_scores`) on the validation and test instances."""
+    from credit_task import reference_scores
+
+    return {split: reference_scores(dataset, task, split, setting[key])
+            for split, key in (("valid", "eval_instances"), ("test", "test_instances"))}
+
+
+def _references_of(doc: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """The references of a JSON written before they were stored: the task is regenerated from its settings."""
+    from credit_task import TaskConfig, write_task
+
+    task = TaskConfig(**doc["setting"]["task"])
+    with tempfile.TemporaryDirectory(prefix="credit-task-") as tmp:
+        return references(write_task(Path(tmp), task), task, doc["setting"])
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its reaped children (the worker processes)."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
+def _run_all(jobs: list[Any], workers: int) -> list[dict[str, Any]]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from credit_runs import run_job
+
+    results = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(run_job, job): job for job in jobs}
+        for n, future in enumerate(as_completed(futures), 1):
+            r = future.result()
+            results.append(r)
+            print(f"[{n}/{len(jobs)}] {r['label']} seed {r['seed']}: NDCG@5 {r['curve'][0][1]:.3f} -> "
+                  f"{r['curve'][-1][1]:.3f}, test {np.mean(list(r['test'].values())):.3f} "
+                  f"({r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU)", flush=True)
+    order = {(j.label, j.seed): i for i, j in enumerate(jobs)}
+    return sorted(results, key=lambda r: order[(r["label"], r["seed"])])
+
+
+def _render(doc: dict[str, Any], args: argparse.Namespace) -> None:
+    """Write the Markdown page (``--md``) and the curves (``--png``, default beside the page) of ``doc``."""
+    import credit_report as report
+
+    summary, setting, meta, signals = doc["methods"], doc["setting"], doc["meta"], doc["signals"]
+    refs = doc.get("references")
+    known = {r.label: r for r in ROWS}
+    panels = {key: [m for m in summary if key in getattr(known.get(m), "panels", ())] for key in ("reward", "signal")}
+    if args.md:
+        args.md.write_text(report.markdown(summary, setting, meta, signals, refs))
+    if args.png or args.md:
+        png = args.png or args.md.with_suffix(".png")
+        report.plot(summary, panels, png, f"credit testbed: {setting['steps']} RL steps, "
+                                          f"{len(setting['seed_list'])} seeds")
+    print(report.markdown(summary, setting, meta, signals, refs))
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the testbed (or, with ``--from-json``, only re-render it) and write its outputs; returns the JSON."""
+    import credit_report as report
+    from credit_runs import Job
+
+    args = _args(argv)
+    if args.from_json:
+        doc = json.loads(args.from_json.read_text())
+        if "references" not in doc:
+            doc["references"] = _references_of(doc)
+        if args.json:
+            args.json.write_text(json.dumps(doc, indent=1))
+        _render(doc, args)
+        return doc
+    setting, rows = _setting(args), _rows(args)
+    started, load_start = time.perf_counter(), os.getloadavg()[0]
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="credit-testbed-"))
+    work.mkdir(parents=True, exist_ok=True)
+    prep = _prepare(work, setting)
+    print(f"task, tokenizer and critic ready ({time.perf_counter() - started:.0f} s)", flush=True)
+    signals = signal_quality(prep["dataset"], work / "critic")
+    print(f"signal quality measured ({time.perf_counter() - started:.0f} s)", flush=True)
+    seeds = list(range(setting.seeds))
+    shared = {**dataclasses.asdict(setting), "k": prep["task"].k, "seed_list": seeds,
+              "task": prep["task"].to_dict()}
+    jobs = [Job(r.label, r.method, r.signal, r.warmup, s, shared, str(work / "data"), str(work / "tokenizer"),
+                str(work / "critic"), str(work / "runs" / r.label.replace(" ", "_") / f"seed{s}"))
+            for r in rows for s in seeds]
+    print(f"credit testbed: {len(rows)} rows x {len(seeds)} seeds, {setting.steps} RL steps each, "
+          f"{args.workers} workers, work dir {work}", flush=True)
+    results = _run_all(jobs, args.workers)
+    summary = report.summarize(results, shared)
+    meta = {"command": "python benchmarks/bench_credit.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "wall_s": time.perf_counter() - started, "workers": args.workers, "cpus": os.cpu_count(),
+            "load_start": load_start, "load_end": os.getloadavg()[0], "density": prep["density"],
+            "vocab": prep["vocab"], "n_params": prep["n_params"], "critic": prep["critic"],
+            "run_wall_s": float(np.mean([r["wall_s"] for r in results])),
+            "run_cpu_s": float(np.mean([r["cpu_s"] for r in results])), "cpu_s_total": _cpu_seconds()}
+    doc = {"setting": shared, "meta": meta, "signals": signals, "methods": summary,
+           "references": references(prep["dataset"], prep["task"], shared)}
+    if args.json:
+        args.json.write_text(json.dumps(doc, indent=1))
+    _render(doc, args)
+    return doc
+
+
+if __name__ == "__main__":
+    main()
