@@ -149,7 +149,8 @@ def dense_variant(base: MethodSpec) -> MethodSpec:
     weights are off; everything else (reward, advantage, warm-up) is ``base``'s.
     """
     return dataclasses.replace(base, name=f"{base.name}-dense", dense_data=True, gain_signal=GainSignal.DENSE,
-                               uncertainty=False, description=f"{base.description} Trained on dense KuaiRec.")
+                               uncertainty=False, description=f"{base.description} Trained on dense KuaiRec "
+                               "(every gain observed: no critic, no uncertainty weights).")
 
 
 _R, _A = ItemReward, Advantage
