@@ -30,7 +30,8 @@ from pathlib import Path
 
 from flexbench.errors import FlexBenchError
 from flexbench.leaderboard.protocol import code_label
-from flexbench.types import InstanceRecord, RunKey, RunResult
+from flexbench.results_view import FilteredStore, ResultSource
+from flexbench.types import RunResult
 
 COMMITTED_DIR = "leaderboards"
 MIN_MODEL_INSTANCES = 100
@@ -127,18 +128,9 @@ def committed_runs(runs: Sequence[RunResult], minimum: int = MIN_MODEL_INSTANCES
                   f"(`flexbench eval RANKER --limit {minimum}` or `eval --all --llm-limit 0`).")
 
 
-class CommittedStore:
+class CommittedStore(FilteredStore):
     """A view of a result store without thin LLM runs (:func:`committed_runs`), for the committed tables."""
 
-    def __init__(self, store: object, minimum: int = MIN_MODEL_INSTANCES) -> None:
-        self.store, self.minimum = store, minimum
-
-    def load_runs(self) -> list[RunResult]:
-        return committed_runs(self.store.load_runs(), self.minimum)[0]  # type: ignore[attr-defined]
-
-    def load_run(self, key: RunKey) -> RunResult | None:
-        run = self.store.load_run(key)  # type: ignore[attr-defined]
-        return None if run is None or is_thin(run, self.minimum) else run
-
-    def load_records(self, key: RunKey) -> list[InstanceRecord]:
-        return self.store.load_records(key) if self.load_run(key) is not None else []  # type: ignore[attr-defined]
+    def __init__(self, store: ResultSource, minimum: int = MIN_MODEL_INSTANCES) -> None:
+        super().__init__(store, lambda run: not is_thin(run, minimum))
+        self.minimum = minimum

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flexbench.tables.store import ResultSource
-from flexbench.types import InstanceRecord, RunKey, RunResult
+from flexbench.results_view import FilteredStore, ResultSource
+from flexbench.types import RunResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,21 +44,12 @@ class PaperSetting:
 PAPER_SETTING = PaperSetting()
 
 
-class PaperScaleStore:
-    """A view of a store that shows only runs at the paper's scale."""
+class PaperScaleStore(FilteredStore):
+    """A view of a store that shows only runs at the paper's scale (``setting.holds_for``)."""
 
     def __init__(self, store: ResultSource, setting: PaperSetting = PAPER_SETTING) -> None:
-        self.store, self.setting = store, setting
-
-    def load_runs(self) -> list[RunResult]:
-        return [r for r in self.store.load_runs() if self.setting.holds_for(r)]
-
-    def load_run(self, key: RunKey) -> RunResult | None:
-        run = self.store.load_run(key)
-        return run if run is not None and self.setting.holds_for(run) else None
-
-    def load_records(self, key: RunKey) -> list[InstanceRecord]:
-        return self.store.load_records(key) if self.load_run(key) is not None else []
+        super().__init__(store, setting.holds_for)
+        self.setting = setting
 
 
 def plan_paper_setting(store: ResultSource, has_cuda: bool,
