@@ -11,6 +11,8 @@ The report re-parses every stored raw output in its mode
 * ``invalid``, ``dup``  mean invalid / duplicate entries per output (harness counts);
 * ``pad``               mean candidates the harness appended (of ``k``): what the model left out;
 * ``reason chars``, ``reason tokens``  mean length of the text before the list (parsed outputs);
+* ``rationale``         share of parsed outputs whose text before the list holds a word other than the
+  ``Final ranking:`` marker (list numbering such as ``1.`` is not a rationale);
 * ``cap hits``          share of outputs whose re-tokenized length reaches ``max_new_tokens``
   (the output was cut by the cap; re-tokenizing decoded text can differ from the sampled
   token count by a token or so);
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -33,6 +36,14 @@ from pathlib import Path
 from typing import Any
 
 MODES = ("ids", "reason")
+WORD = re.compile(r"[^\W\d_]{2,}")  # two or more letters
+
+
+def has_rationale(prefix: str) -> bool:
+    """Whether the text before the list says anything beyond the final-answer marker."""
+    from flexbench.llm.labels import FINAL_MARKER
+
+    return bool(WORD.search(re.sub(re.escape(FINAL_MARKER), " ", prefix, flags=re.IGNORECASE)))
 
 
 def label_of(mode: str, limit: int) -> str:
@@ -55,7 +66,7 @@ def mode_stats(mode: str, records: Sequence[Any], candidates: dict[str, tuple[st
     from flexbench.llm.parsing import parse_ranking
 
     failures: Counter[str] = Counter()
-    chars, tokens, caps = [], [], 0
+    chars, tokens, caps, rationales = [], [], 0, 0
     for r in records:
         text = r.raw_output or ""
         parsed = parse_ranking(text, candidates[r.instance_id], mode=mode)
@@ -63,6 +74,7 @@ def mode_stats(mode: str, records: Sequence[Any], candidates: dict[str, tuple[st
             failures[parsed.failure or "unknown"] += 1
         else:
             chars.append(parsed.answer_start or 0)
+            rationales += has_rationale(text[:parsed.answer_start or 0])
             tokens.append(len(tokenizer(text[:parsed.answer_start or 0], add_special_tokens=False)["input_ids"]))
         caps += len(tokenizer(text, add_special_tokens=False)["input_ids"]) >= max_new_tokens
     n = len(records)
@@ -72,6 +84,7 @@ def mode_stats(mode: str, records: Sequence[Any], candidates: dict[str, tuple[st
         "invalid": mean(r.n_invalid for r in records), "duplicate": mean(r.n_duplicate for r in records),
         "pad": mean(r.n_padded for r in records), "k": len(next(iter(candidates.values()))),
         "reason_chars": mean(chars) if chars else None, "reason_tokens": mean(tokens) if tokens else None,
+        "rationale": rationales / len(chars) if chars else None,
         "cap_hits": caps / n, "max_new_tokens": max_new_tokens, "ndcg@5": mean(r.metrics["ndcg@5"] for r in records),
     }
 
@@ -101,15 +114,16 @@ def markdown(rows: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
     def f(v: float | None, digits: int = 3) -> str:
         return "—" if v is None else f"{v:.{digits}f}"
 
-    out = [f"Prompt modes, zero-shot {args.model}, {args.dataset}/{args.need}, first {args.limit} test "
-           f"instances, greedy free decoding, item text {args.max_item_chars} chars\n",
-           "| mode | max new tokens | parse rate | failures | invalid | dup | pad (of k) | reason chars | "
-           "reason tokens | cap hits | NDCG@5 |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    title = (f"Prompt modes, zero-shot {args.model}, {args.dataset}/{args.need}, first {args.limit} test "
+             f"instances, greedy free decoding, item text {args.max_item_chars} chars\n")
+    header = ("| mode | max new tokens | parse rate | failures | invalid | dup | pad (of k) | reason chars | "
+              "reason tokens | rationale | cap hits | NDCG@5 |")
+    out = [title, header, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         fails = ", ".join(f"{k} {v}" for k, v in sorted(r["failures"].items())) or "none"
         out.append(f"| {r['mode']} | {r['max_new_tokens']} | {r['parse_rate']:.3f} | {fails} | {f(r['invalid'], 2)} | "
                    f"{f(r['duplicate'], 2)} | {f(r['pad'], 1)} ({r['k']}) | {f(r['reason_chars'], 0)} | "
-                   f"{f(r['reason_tokens'], 0)} | {r['cap_hits']:.3f} | {r['ndcg@5']:.3f} |")
+                   f"{f(r['reason_tokens'], 0)} | {f(r['rationale'])} | {r['cap_hits']:.3f} | {r['ndcg@5']:.3f} |")
     return "\n".join(out) + "\n"
 
 

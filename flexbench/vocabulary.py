@@ -27,6 +27,14 @@ class DatasetName(StrEnum):
 PAPER_DATASETS: tuple[str, ...] = tuple(d.value for d in DatasetName)
 """What ``flexbench data prepare`` builds and ``flexbench eval --all`` runs, in the paper's order."""
 
+UNRATED_IS_ZERO: frozenset[str] = frozenset({DatasetName.ML_1M.value})
+"""Datasets whose interest label gives a candidate the user never rated gain 0 (``needs/interest.py``).
+
+Their training candidates are all labelled by the observed ratings, so training
+gains follow the label rule there (``unrated_gains=auto``,
+:func:`flexbench.train.run.gain_signal_for`) instead of imputing the fillers.
+"""
+
 INTEREST = NeedSpec(
     name="interest",
     title="Maximizing Interest",

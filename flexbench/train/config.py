@@ -62,6 +62,20 @@ class Sharding(StrEnum):
     ZERO2 = "zero2"
 
 
+class UnratedGains(StrEnum):
+    """Training gain of an engagement candidate the user's training interactions do not hold (README, Deviations).
+
+    ``auto``: gain 0 on datasets whose labels give a never-rated candidate gain 0
+    (:data:`flexbench.vocabulary.UNRATED_IS_ZERO`: ML-1M, where every training
+    candidate is then labelled), the method's imputation (critic, KNN) elsewhere;
+    ``impute``: always the method's imputation (the paper's text); ``zero``: always 0.
+    """
+
+    AUTO = "auto"
+    IMPUTE = "impute"
+    ZERO = "zero"
+
+
 class OptimizerKind(StrEnum):
     """``adamw``: torch AdamW, two fp32 states (8 B/parameter); ``adamw8bit``: bitsandbytes AdamW8bit (2 B)."""
 
@@ -144,6 +158,7 @@ class TrainConfig:
     eval_max_new_tokens: int | None = None
     save_every: int = 2
     auto_critic: bool = True
+    unrated_gains: UnratedGains = UnratedGains.AUTO  # unobserved engagement candidates: see UnratedGains
     cpu_threads: int | None = None  # torch.set_num_threads on CPU; 1 is fastest on a busy shared machine
     seed: int = 0
 
@@ -158,6 +173,7 @@ class TrainConfig:
                                  "rationale (--set constrained=false)")
         _set(self, "sharding", Sharding(self.sharding))
         _set(self, "optimizer", OptimizerKind(self.optimizer))
+        _set(self, "unrated_gains", UnratedGains(self.unrated_gains))
         _set(self, "lora_targets", tuple(self.lora_targets))
         _set(self, "uncertainty_clip", tuple(float(v) for v in self.uncertainty_clip))
         for name in ("steps", "prompts_per_step", "group_size", "max_new_tokens", "ppo_epochs",

@@ -96,6 +96,8 @@ class GainSignal(StrEnum):
 
 
 CRITIC_SIGNALS = frozenset({GainSignal.OBSERVED_CRITIC, GainSignal.RAW_CRITIC})
+IMPUTING_SIGNALS = CRITIC_SIGNALS | {GainSignal.USER_KNN, GainSignal.ITEM_KNN}
+"""Signals that impute unobserved candidates (``unrated_gains`` decides whether they do: train/config.py)."""
 
 
 @dataclass(frozen=True)

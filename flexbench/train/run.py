@@ -7,7 +7,9 @@
    method's own overrides (TALLRec: LoRA, lr 1e-4), then ``--config``/``--set``,
    then ``--model``/``--seed``;
 2. opens the dataset (``flexrec-dense`` trains on ``<dataset>-dense``) and one
-   gain provider per training need (:func:`flexbench.train.signal.gains.make_gain_provider`);
+   gain provider per training need (:func:`flexbench.train.signal.gains.make_gain_provider`)
+   with the signal of :func:`gain_signal_for`: the method's, except that on ML-1M
+   (``unrated_gains=auto``) unrated candidates get gain 0 as in its labels;
 3. makes sure the critic exists when the method's gains need it for an
    engagement need: the one checkpoint under ``<data>/checkpoints/critic/<dataset>/``
    is used; when there is none it is trained first with the critic's defaults
@@ -24,7 +26,7 @@ Single-need training passes one need; joint training (``--needs all``) passes
 every need of the dataset and draws a need per prompt. Testing a policy
 trained on one need on the others is evaluation only (``flexbench eval METHOD
 --need N --set train_need=interest``). ``run.json`` in the output directory
-records ``{"method", "dataset", "needs", "label", "model", "joint", "config"}``.
+records ``{"method", "dataset", "needs", "label", "model", "joint", "gain_signal", "config"}``.
 """
 
 from __future__ import annotations
@@ -35,8 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from flexbench.errors import FlexBenchError
-from flexbench.train.config import TrainConfig, flatten_for_method, load_preset
-from flexbench.train.methods import Algorithm, MethodSpec, get_method
+from flexbench.train.config import TrainConfig, UnratedGains, flatten_for_method, load_preset
+from flexbench.train.methods import (
+    CRITIC_SIGNALS,
+    IMPUTING_SIGNALS,
+    Algorithm,
+    GainSignal,
+    MethodSpec,
+    get_method,
+)
 from flexbench.trainers import TrainRequest
 
 RUN_FILE = "run.json"
@@ -85,7 +94,7 @@ def train_policy(request: TrainRequest) -> Path:
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         joint = len(needs) > 1 and set(request.needs) == set(DATASET_NEEDS.get(dataset.dataset, ()))
-        _write_run(out, method, request, cfg, joint)
+        _write_run(out, method, request, cfg, joint, gain_signal_for(method, dataset.dataset, cfg.unrated_gains))
     backend, sync = make_backend(cfg, model, tokenizer)
     trainer = PolicyTrainer(cfg, method, model, tokenizer, tasks, out, backend=backend, sync=sync,
                             reference=_reference(cfg, method, model, str(acc.device)),
@@ -105,13 +114,35 @@ def _train_dataset_name(name: str, method: MethodSpec) -> str:
     return dense
 
 
+def gain_signal_for(method: MethodSpec, dataset: str, unrated: UnratedGains) -> GainSignal:
+    """The gain signal training uses: the method's, or ``observed`` where unrated candidates get gain 0.
+
+    ``unrated=zero``, or ``auto`` on a dataset of :data:`~flexbench.vocabulary.UNRATED_IS_ZERO`
+    (ML-1M), turns an imputing signal (critic, KNN) into ``observed``: observed
+    values, 0 elsewhere, the rule of that dataset's labels. ``dense`` and
+    ``labels`` are never changed.
+    """
+    from flexbench.vocabulary import UNRATED_IS_ZERO
+
+    if method.gain_signal not in IMPUTING_SIGNALS:
+        return method.gain_signal
+    zero = unrated is UnratedGains.ZERO or (unrated is UnratedGains.AUTO and dataset in UNRATED_IS_ZERO)
+    return GainSignal.OBSERVED if zero else method.gain_signal
+
+
 def _gain_providers(dataset: Any, needs: list[str], method: MethodSpec, cfg: TrainConfig,
                     request: TrainRequest) -> dict[str, Any]:
+    from flexbench.train.rollout.engines import announce
     from flexbench.train.signal.gains import ENGAGEMENT_NEEDS, make_gain_provider
 
-    critic = ensure_critic(dataset.name, cfg, request) if method.needs_critic and ENGAGEMENT_NEEDS & set(needs) \
-        else None
-    return {n: make_gain_provider(dataset, n, method.gain_signal, critic) for n in needs}
+    signal = gain_signal_for(method, dataset.dataset, cfg.unrated_gains)
+    engagement = bool(ENGAGEMENT_NEEDS & set(needs))
+    if signal is not method.gain_signal and engagement:
+        announce(f"training gains on {dataset.name}: observed ratings, 0 for unrated candidates, as its labels "
+                 f"(unrated_gains={cfg.unrated_gains.value}; `--set unrated_gains=impute` imputes them with "
+                 f"{method.gain_signal.value})")
+    critic = ensure_critic(dataset.name, cfg, request) if signal in CRITIC_SIGNALS and engagement else None
+    return {n: make_gain_provider(dataset, n, signal.value, critic) for n in needs}
 
 
 def ensure_critic(dataset: str, cfg: TrainConfig, request: TrainRequest) -> Path:
@@ -189,8 +220,10 @@ def _validator(dataset: Any, needs: list[Any], tokenizer: Any, cfg: TrainConfig)
                            constrained=cfg.constrained, seed=cfg.seed, prompt_options=cfg.prompt_options)
 
 
-def _write_run(out: Path, method: MethodSpec, request: TrainRequest, cfg: TrainConfig, joint: bool) -> None:
+def _write_run(out: Path, method: MethodSpec, request: TrainRequest, cfg: TrainConfig, joint: bool,
+               signal: GainSignal) -> None:
     run = {"method": method.name, "label": method.label, "dataset": request.dataset,
+           "gain_signal": signal.value,
            "needs": list(request.needs), "joint": joint, "train_need": "all" if joint else "+".join(request.needs),
            "model": cfg.model, "config": cfg.to_dict()}
     (out / RUN_FILE).write_text(json.dumps(run, indent=2, sort_keys=True))

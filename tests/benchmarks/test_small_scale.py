@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ class FakeRunner:
     """``flexbench train``: writes run.json (the preset's resolved config) and a metrics log, optionally
     failing once; ``flexbench eval``: the real harness with a cheap stand-in ranker under the row's label."""
 
-    STAND_IN = {"zero-shot-constrained": "random", "flexrec": "oracle-interest"}
+    STAND_IN: ClassVar[dict[str, str]] = {"zero-shot-constrained": "random", "flexrec": "oracle-interest"}
 
     def __init__(self, data: Path, fail_once: str | None = None) -> None:
         self.data, self.fail_once, self.calls = data, fail_once, []

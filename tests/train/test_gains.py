@@ -10,6 +10,7 @@ import pytest
 
 from flexbench.errors import FlexBenchError
 from flexbench.prepared import PreparedDataset
+from flexbench.train.methods import get_method
 from flexbench.train.signal.critic import CriticConfig, save_critic, train_critic
 from flexbench.train.signal.critic_data import dataset_examples, split_indices
 from flexbench.train.signal.gains import make_gain_provider, value_to_gain
@@ -107,3 +108,51 @@ def test_observed_signal_gives_unobserved_candidates_gain_zero(mock_dataset: Pre
     assert gains[-1] == pytest.approx(value) and np.all(var == 0)
     method = get_method("flexrec-observed")
     assert method.gain_signal == "observed" and not method.needs_critic and not method.uncertainty
+
+
+@pytest.mark.parametrize(("method", "dataset", "unrated", "expected"), [
+    ("flexrec", "ml-1m", "auto", "observed"),          # ML-1M labels give unrated candidates 0: train on that rule
+    ("flexrec", "kuairec", "auto", "observed+critic"),  # KuaiRec labels are dense: impute the unobserved cells
+    ("flexrec", "ml-1m", "impute", "observed+critic"),
+    ("flexrec", "kuairec", "zero", "observed"),
+    ("flexrec-userknn", "ml-1m", "auto", "observed"),
+    ("rec-r1", "ml-1m", "auto", "observed"),
+    ("flexrec-dense", "kuairec", "zero", "dense"),      # dense and label signals are never changed
+])
+def test_unrated_gains_choose_the_training_signal(method: str, dataset: str, unrated: str, expected: str) -> None:
+    from flexbench.train.config import TrainConfig, UnratedGains
+    from flexbench.train.run import gain_signal_for
+
+    cfg = TrainConfig.from_options({"unrated_gains": unrated})
+    assert cfg.unrated_gains is UnratedGains(unrated)
+    assert gain_signal_for(get_method(method), dataset, cfg.unrated_gains) == expected
+
+
+def test_unrated_gains_rejects_unknown_values() -> None:
+    from flexbench.errors import FlexBenchError
+    from flexbench.train.config import TrainConfig
+
+    with pytest.raises((FlexBenchError, ValueError), match="unrated_gains|impute"):
+        TrainConfig.from_options({"unrated_gains": "critic"})
+
+
+def test_on_a_rated_only_dataset_training_needs_no_critic_and_says_so(
+        mock_dataset: PreparedDataset, data_root: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``unrated_gains=auto`` on a dataset of UNRATED_IS_ZERO: flexrec's providers give unobserved candidates 0,
+    no critic is looked up or trained, and one line names the choice and the option that undoes it."""
+    from flexbench import vocabulary
+    from flexbench.train.config import TrainConfig
+    from flexbench.train.run import _gain_providers
+    from flexbench.trainers import TrainRequest
+
+    monkeypatch.setattr(vocabulary, "UNRATED_IS_ZERO", frozenset({mock_dataset.dataset}))
+    cfg = TrainConfig.from_options({"auto_critic": False})  # a critic lookup would raise: there is none
+    request = TrainRequest("flexrec", mock_dataset.name, ("interest",), data_root / "out")
+    provider = _gain_providers(mock_dataset, ["interest"], get_method("flexrec"), cfg, request)["interest"]
+    inst, _, value = _with_observed_candidate(mock_dataset)
+    gains, var = provider.candidate_gains(inst, "interest")
+    seen = provider.observed.lookup(inst.user_id, inst.candidate_ids)
+    np.testing.assert_array_equal(gains, np.where(np.isnan(seen), 0.0, seen))
+    assert gains[-1] == pytest.approx(value) and np.all(var == 0)
+    assert "unrated_gains=impute" in capsys.readouterr().err
