@@ -83,8 +83,9 @@ def train_policy(request: TrainRequest) -> Path:
     check_before_training(cfg, method, acc)  # the memory plan, before anything loads
     dataset = open_dataset(_train_dataset_name(request.dataset, method))
     needs = [get_need(n) for n in request.needs]
+    signal = gain_signal_for(method, dataset.dataset, cfg.unrated_gains)
     with acc.main_process_first():  # under `accelerate launch` only one process trains a missing critic
-        gains = _gain_providers(dataset, [n.name for n in needs], method, cfg, request)
+        gains = _gain_providers(dataset, [n.name for n in needs], method, signal, cfg, request)
     tasks = TaskSampler(dataset.instances("train", limit=cfg.train_instances), needs, gains, seed=cfg.seed)
     if cfg.cpu_threads is not None and not torch.cuda.is_available():
         torch.set_num_threads(cfg.cpu_threads)
@@ -94,7 +95,7 @@ def train_policy(request: TrainRequest) -> Path:
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         joint = len(needs) > 1 and set(request.needs) == set(DATASET_NEEDS.get(dataset.dataset, ()))
-        _write_run(out, method, request, cfg, joint, gain_signal_for(method, dataset.dataset, cfg.unrated_gains))
+        _write_run(out, method, request, cfg, joint, signal)
     backend, sync = make_backend(cfg, model, tokenizer)
     trainer = PolicyTrainer(cfg, method, model, tokenizer, tasks, out, backend=backend, sync=sync,
                             reference=_reference(cfg, method, model, str(acc.device)),
@@ -130,14 +131,14 @@ def gain_signal_for(method: MethodSpec, dataset: str, unrated: UnratedGains) -> 
     return GainSignal.OBSERVED if zero else method.gain_signal
 
 
-def _gain_providers(dataset: Any, needs: list[str], method: MethodSpec, cfg: TrainConfig,
+def _gain_providers(dataset: Any, needs: list[str], method: MethodSpec, signal: GainSignal, cfg: TrainConfig,
                     request: TrainRequest) -> dict[str, Any]:
+    """One gain provider per need under ``signal`` (:func:`gain_signal_for`); the critic only where it is used."""
     from flexbench.train.rollout.engines import announce
     from flexbench.train.signal.gains import ENGAGEMENT_NEEDS, make_gain_provider
 
-    signal = gain_signal_for(method, dataset.dataset, cfg.unrated_gains)
     engagement = bool(ENGAGEMENT_NEEDS & set(needs))
-    if signal is not method.gain_signal and engagement:
+    if signal != method.gain_signal and engagement:
         announce(f"training gains on {dataset.name}: observed ratings, 0 for unrated candidates, as its labels "
                  f"(unrated_gains={cfg.unrated_gains.value}; `--set unrated_gains=impute` imputes them with "
                  f"{method.gain_signal.value})")

@@ -143,13 +143,15 @@ def test_on_a_rated_only_dataset_training_needs_no_critic_and_says_so(
     no critic is looked up or trained, and one line names the choice and the option that undoes it."""
     from flexbench import vocabulary
     from flexbench.train.config import TrainConfig
-    from flexbench.train.run import _gain_providers
+    from flexbench.train.run import _gain_providers, gain_signal_for
     from flexbench.trainers import TrainRequest
 
     monkeypatch.setattr(vocabulary, "UNRATED_IS_ZERO", frozenset({mock_dataset.dataset}))
     cfg = TrainConfig.from_options({"auto_critic": False})  # a critic lookup would raise: there is none
     request = TrainRequest("flexrec", mock_dataset.name, ("interest",), data_root / "out")
-    provider = _gain_providers(mock_dataset, ["interest"], get_method("flexrec"), cfg, request)["interest"]
+    method = get_method("flexrec")
+    signal = gain_signal_for(method, mock_dataset.dataset, cfg.unrated_gains)
+    provider = _gain_providers(mock_dataset, ["interest"], method, signal, cfg, request)["interest"]
     inst, _, value = _with_observed_candidate(mock_dataset)
     gains, var = provider.candidate_gains(inst, "interest")
     seen = provider.observed.lookup(inst.user_id, inst.candidate_ids)
