@@ -60,24 +60,58 @@ class LabelTrie:
 
     def allowed(self, generated: Sequence[int], eos_ids: frozenset[int]) -> list[int]:
         """Token IDs allowed after ``generated`` (the tokens produced so far for one row)."""
-        node, used = self.root, set()
-        for tok in generated:
-            if tok in eos_ids:
-                return sorted(eos_ids)  # finished row: generate() pads it; keep it finite
-            child = node.children.get(int(tok))
-            if child is None:
-                return sorted(eos_ids)
-            node = child
-            if node.label is not None:
+        return self.walk(generated, eos_ids)[-1]
+
+    def walk(self, tokens: Sequence[int], eos_ids: frozenset[int]) -> list[list[int]]:
+        """The allowed token IDs before each of ``tokens`` and after the last: ``len(tokens) + 1`` lists.
+
+        Entry ``t`` is what the sampler allowed when it drew ``tokens[t]`` (the
+        support of its masked distribution); the scorer of constrained rollouts
+        (:func:`support_of`) reads the same lists, so sampling and scoring share
+        one definition of the mask.
+        """
+        node, used, out = self.root, set(), []
+        for tok in tokens:
+            out.append(self._allowed_at(node, used, eos_ids))
+            if node is None:
+                continue
+            child = None if tok in eos_ids else node.children.get(int(tok))
+            node = child  # None: finished row (EOS) or off the trie: only EOS from here on
+            if node is not None and node.label is not None:
                 used.add(node.label)
                 node = self.root
-        if len(used) == len(self.labels):
-            return sorted(eos_ids)
+        out.append(self._allowed_at(node, used, eos_ids))
+        return out
+
+    def _allowed_at(self, node: _Node | None, used: set[str], eos_ids: frozenset[int]) -> list[int]:
+        if node is None or len(used) == len(self.labels):
+            return sorted(eos_ids)  # a finished row: generate() pads it; keep it finite
         return [tok for tok, child in node.children.items() if child.labels - used]
 
     def max_length(self) -> int:
         """Tokens of a full permutation (without EOS)."""
         return sum(self.lengths.values())
+
+
+def support_of(tokenizer: Any, candidate_ids: Sequence[str], completion: Sequence[int],
+               eos_token_ids: Iterable[int]) -> list[tuple[int, ...]]:
+    """The allowed token IDs at each step of ``completion`` under constrained decoding.
+
+    The same trie and end-of-sequence set as :class:`PermutationLogitsProcessor`
+    (one entry per completion token): the support of the masked distribution
+    each token was sampled from. A step with a single allowed token (a bracket,
+    a separator, the last remaining label, EOS) was forced.
+    """
+    eos = frozenset(int(t) for t in eos_token_ids)
+    if not eos:
+        raise ValueError("constrained decoding needs at least one end-of-sequence token ID")
+    trie = LabelTrie(tokenizer, label_map(candidate_ids).values())
+    steps = trie.walk(completion, eos)[:-1]
+    for t, (tok, allowed) in enumerate(zip(completion, steps, strict=True)):
+        if int(tok) not in allowed:
+            raise ValueError(f"completion token {int(tok)} at step {t} is outside the constrained support "
+                             f"{allowed[:8]}: the rollout was not sampled under this constraint")
+    return [tuple(a) for a in steps]
 
 
 class PermutationLogitsProcessor:

@@ -55,6 +55,7 @@ import torch
 from flexbench.repair import stable_rng
 from flexbench.train.checkpoint import Progress, load_checkpoint, save_checkpoint, save_policy
 from flexbench.train.config import TrainConfig
+from flexbench.train.credit.assign import observed_variance_share
 from flexbench.train.credit.uncertainty import weight_spread
 from flexbench.train.curves import (
     CURVE_FILE,
@@ -81,7 +82,7 @@ from flexbench.train.distributed import (
 from flexbench.train.methods import Advantage, Algorithm, MethodSpec
 from flexbench.train.optim.forward import pack, score_completions
 from flexbench.train.optim.loss import pad_groups, policy_loss
-from flexbench.train.optim.ppo import ValueHead, gae, value_loss, whiten
+from flexbench.train.optim.ppo import ValueHead, gae, value_loss, weighted_whiten
 from flexbench.train.optim.sft import sft_step, task_examples
 from flexbench.train.rollout.engines import EngineSync, NoSync, logprob_gap
 from flexbench.train.rollout.sampler import Rollout, RolloutSampler
@@ -278,6 +279,7 @@ class PolicyTrainer:
         return {"phase": "rl", "reward_mean": float(np.mean(seq)), "ndcg_mean": float(np.mean([r.ndcg for r in rollouts])),
                 "parse_rate": float(np.mean([r.parsed for r in rollouts])),
                 **weight_spread(np.array([r.weight for r in rollouts]), np.array([r.group for r in rollouts])),
+                **_observed_share(rollouts),
                 "tokens": tokens, "rewards": seq, **stats, **clock.times(), **synced,
                 **({"logprob_gap": self._gap} if self._gap is not None else {}),
                 "rollout_tokens_per_s": tokens / max(clock.seconds["rollout"], 1e-9),
@@ -290,8 +292,10 @@ class PolicyTrainer:
         return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
     def _pack(self, rollouts: Sequence[Rollout]) -> Any:
+        """Pack rollouts with their supports (constrained): scored under their sampling distribution."""
+        supports = [r.support for r in rollouts] if any(r.support is not None for r in rollouts) else None
         return pack([r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts],
-                    self.pad_id).to(self.acc.device)
+                    self.pad_id, supports).to(self.acc.device)
 
     def _prepare(self, rollouts: list[Rollout]) -> _Prepared:
         n = len(rollouts)
@@ -302,12 +306,13 @@ class PolicyTrainer:
         for idx in self._batches(range(n)):
             batch = self._pack([rollouts[i] for i in idx])
             if self.cfg.kl_coef > 0 and self.reference is not None:
-                ref = score_completions(self.reference, batch).logprobs.float()
+                ref = score_completions(self.reference, batch, temperature=self.cfg.temperature).logprobs.float()
                 for j, i in enumerate(idx):
                     prep.ref_logprobs[i] = ref[j, :len(rollouts[i].completion_ids)].cpu()
             if reuse or self.value_head is not None:
                 with self.acc.autocast():
-                    scores = score_completions(policy, batch, hidden=self.value_head is not None)
+                    scores = score_completions(policy, batch, hidden=self.value_head is not None,
+                                               temperature=self.cfg.temperature)
                 for j, i in enumerate(idx):
                     t = len(rollouts[i].completion_ids)
                     prep.old_logprobs[i] = scores.logprobs[j, :t].float().cpu() if reuse else None
@@ -324,10 +329,10 @@ class PolicyTrainer:
             t = len(r.completion_ids)
             mask[i, :t], rew[i, :t], val[i, :t] = 1.0, torch.as_tensor(r.rewards), prep.old_values[i]
         adv, ret = gae(rew, val, mask, self.cfg.gae_gamma, self.cfg.gae_lambda)
-        adv = whiten(adv, mask)
+        adv = weighted_whiten(adv, mask, torch.as_tensor([r.weight for r in prep.rollouts]))  # zero-sum (SPEC 6)
         for i, r in enumerate(prep.rollouts):
             t = len(r.completion_ids)
-            prep.advantages[i] = adv[i, :t] * r.weight
+            prep.advantages[i] = adv[i, :t]
             prep.returns[i] = ret[i, :t]
 
     def _update(self, prep: _Prepared) -> dict[str, float]:
@@ -357,7 +362,8 @@ class PolicyTrainer:
         batch = self._pack(rollouts)
         width = batch.completion.shape[1]
         need_value = self.value_head is not None
-        scores = score_completions(self.model, batch, entropy=self.cfg.entropy_coef > 0, hidden=need_value)
+        scores = score_completions(self.model, batch, entropy=self.cfg.entropy_coef > 0, hidden=need_value,
+                                   temperature=self.cfg.temperature)
         logp = scores.logprobs
         if self._gap_pending:  # the step's first micro-batch, before its first optimizer step
             self._gap_pending, self._gap = False, logprob_gap(logp, rollouts)
@@ -428,6 +434,16 @@ class PolicyTrainer:
     def _log(self, line: dict[str, Any]) -> None:
         if self.acc.is_main_process:
             append_line(self.out_dir / METRICS_FILE, line)
+
+
+def _observed_share(rollouts: Sequence[Rollout]) -> dict[str, float]:
+    """``reward_var_observed``: the share of the groups' reward variance that observed labels explain."""
+    if any(r.ndcg_observed is None for r in rollouts):
+        return {}
+    share = observed_variance_share(np.array([r.ndcg for r in rollouts]),
+                                    np.array([r.ndcg_observed for r in rollouts]),
+                                    np.array([r.group for r in rollouts]))
+    return {} if share is None else {"reward_var_observed": share}
 
 
 def _added(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:

@@ -10,7 +10,9 @@ A method does not copy the training loop; it chooses, for the one loop in
   item-level GRPO with sequence advantages on non-item tokens, Rank-GRPO's
   per-rank normalisation, plain sequence GRPO, or PPO's GAE over a value head;
 * ``uncertainty``  — whether rollout advantages are scaled by the critic's
-  inverse-variance weights;
+  inverse-variance weights, with a weighted baseline so that a group's
+  advantages still sum to zero (SPEC 6), and ``weight_scope`` which ones (all,
+  or the sequence-level advantage only: ``flexrec-seqweight``);
 * ``gain_signal``  — where training-time gains come from
   (:func:`flexbench.train.signal.gains.make_gain_provider`);
 * ``sft_warmup_steps`` and ``algorithm`` (RL after warm-up, or SFT only);
@@ -24,6 +26,7 @@ the first component of its checkpoint directory.
 | flexrec | causal swap | item GRPO + seq | yes | observed+critic | 0 |
 | flexrec-noncausal | non-causal swap | item GRPO + seq | yes | observed+critic | 0 |
 | flexrec-independent | independent | item GRPO + seq | yes | observed+critic | 0 |
+| flexrec-seqweight | causal swap | item GRPO + seq | sequence only | observed+critic | 0 |
 | flexrec-rawcritic | causal swap | item GRPO + seq | no | raw-critic | 0 |
 | flexrec-userknn | causal swap | item GRPO + seq | no | user-knn | 0 |
 | flexrec-itemknn | causal swap | item GRPO + seq | no | item-knn | 0 |
@@ -76,6 +79,13 @@ class Advantage(StrEnum):
     GAE = "gae"                  # PPO: token rewards, value head, GAE
 
 
+class WeightScope(StrEnum):
+    """Which advantages the uncertainty weights scale (SPEC 6), each with its weighted baseline."""
+
+    ALL = "all"            # item and sequence advantages (FlexRec)
+    SEQUENCE = "sequence"  # the sequence-level advantage only (the paper's literal reading)
+
+
 class Algorithm(StrEnum):
     """RL (after an optional SFT warm-up) or SFT only."""
 
@@ -110,6 +120,7 @@ class MethodSpec:
     item_reward: ItemReward = ItemReward.CAUSAL
     advantage: Advantage = Advantage.ITEM_GRPO
     uncertainty: bool = True
+    weight_scope: WeightScope = WeightScope.ALL
     gain_signal: GainSignal = GainSignal.OBSERVED_CRITIC
     sft_warmup_steps: int = 0
     dense_data: bool = False
@@ -122,6 +133,8 @@ class MethodSpec:
             raise ValueError(f"{self.name}: Rank-GRPO advantages need rank-level rewards")
         if self.uncertainty and self.gain_signal not in CRITIC_SIGNALS:
             raise ValueError(f"{self.name}: uncertainty scaling needs critic variances")
+        if self.uncertainty and self.advantage is Advantage.RANK_GRPO:
+            raise ValueError(f"{self.name}: Rank-GRPO's per-rank advantages take no uncertainty weights")
 
     @property
     def label(self) -> str:
@@ -164,6 +177,8 @@ _BASE: tuple[MethodSpec, ...] = (
        item_reward=_R.NONCAUSAL),
     _m("flexrec-independent", "FlexRec with the independent contribution g_k d_k / IDCG.",
        item_reward=_R.INDEPENDENT),
+    _m("flexrec-seqweight", "FlexRec with the uncertainty weights on the sequence-level advantage only "
+       "(the paper's literal reading).", weight_scope=WeightScope.SEQUENCE),
     _m("flexrec-rawcritic", "FlexRec rewards from the raw critic mean, no uncertainty weights.",
        gain_signal=GainSignal.RAW_CRITIC, **_PLAIN),
     _m("flexrec-userknn", "FlexRec rewards imputed by User-KNN collaborative filtering.",

@@ -39,6 +39,7 @@ class PromptTask:
     need: NeedSpec
     gains: np.ndarray
     variances: np.ndarray
+    observed: np.ndarray | None = None  # [K] True where the gain is an observed label (None: unknown)
 
     def optimal_ids(self) -> tuple[str, ...]:
         """Candidates by decreasing training gain, ties by item ID (the SFT target)."""
@@ -64,7 +65,7 @@ class TaskSampler:
         self.gains = dict(gains)
         self.seed = seed
         self._perm: dict[int, np.ndarray] = {}
-        self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
 
     def instance_at(self, position: int) -> Instance:
         """The instance at ``position`` of the stream."""
@@ -89,9 +90,10 @@ class TaskSampler:
             g, v = np.asarray(g, dtype=np.float64), np.asarray(v, dtype=np.float64)
             if g.shape != (instance.k,) or v.shape != (instance.k,):
                 raise ValueError(f"gain provider returned shapes {g.shape}, {v.shape} for K={instance.k}")
-            self._cache[key] = (g, v)
-        g, v = self._cache[key]
-        return PromptTask(position, instance, need, g, v)
+            mask = getattr(self.gains[need.name], "observed_mask", None)
+            self._cache[key] = (g, v, None if mask is None else np.asarray(mask(instance, need.name), dtype=bool))
+        g, v, observed = self._cache[key]
+        return PromptTask(position, instance, need, g, v, observed)
 
     def tasks(self, start: int, count: int) -> list[PromptTask]:
         """``count`` consecutive tasks from ``start``."""

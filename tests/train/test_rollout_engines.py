@@ -132,13 +132,21 @@ class _ScoringEngine:
         self.inner, self.tokenizer = TransformersBackend(self.model, tokenizer, batch_size=2), tokenizer
         self.pushes, self.releases = 0, 0
 
+    @property
+    def eos_token_ids(self) -> list[int]:
+        return self.inner.eos_token_ids
+
     def generate(self, prompts: Any, params: Any, candidate_ids: Any = None) -> list[list[Generation]]:
+        from flexbench.llm.constrained import support_of
         from flexbench.train.optim.forward import encode_prompt, pack, score_completions
 
         out = []
-        for prompt, gens in zip(prompts, self.inner.generate(prompts, params, candidate_ids), strict=True):
+        for n, (prompt, gens) in enumerate(zip(prompts, self.inner.generate(prompts, params, candidate_ids),
+                                               strict=True)):
+            supports = None if candidate_ids is None else [  # log-probs of the (masked) sampling distribution
+                support_of(self.tokenizer, candidate_ids[n], g.token_ids, self.eos_token_ids) for g in gens]
             batch = pack([encode_prompt(self.tokenizer, prompt)] * len(gens), [g.token_ids for g in gens],
-                         self.tokenizer.pad_token_id)
+                         self.tokenizer.pad_token_id, supports)
             with torch.no_grad():
                 lp = score_completions(self.model, batch).logprobs
             out.append([Generation(g.text, g.token_ids, g.finish_reason,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flexbench.train.credit.uncertainty import apply_weights, sequence_variance, uncertainty_weights
+from flexbench.train.credit.uncertainty import sequence_variance, uncertainty_weights
 
 
 def test_sequence_variance_hand_computed() -> None:
@@ -27,12 +27,6 @@ def test_weights_normalised_and_clipped() -> None:
 
 def test_all_observed_gives_unit_weights() -> None:
     np.testing.assert_array_equal(uncertainty_weights(np.zeros(8)), np.ones(8))
-
-
-def test_apply_weights_broadcasts_over_items() -> None:
-    adv = np.array([[1.0, -1.0], [2.0, 0.5]])
-    np.testing.assert_allclose(apply_weights(adv, np.array([0.5, 2.0])), [[0.5, -0.5], [4.0, 1.0]])
-    np.testing.assert_allclose(apply_weights(np.array([1.0, -1.0]), np.array([0.5, 2.0])), [0.5, -2.0])
 
 
 def test_validation() -> None:

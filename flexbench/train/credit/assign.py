@@ -26,9 +26,12 @@ Per method (:class:`~flexbench.train.methods.MethodSpec`):
 * GAE (PPO): token rewards instead of advantages (item reward on an entry's last
   token, the format term — or for ``ppo`` the whole ``R_i`` — on the last token);
 
-and with uncertainty scaling every advantage of rollout ``i`` is multiplied by
+and with uncertainty scaling every advantage of rollout ``i`` (or, for
+``weight_scope = sequence``, only its sequence-level advantage) is multiplied by
 ``w_i = clip(normalised 1 / (V_i + eps))``, ``V_i = sum_k (d_k / IDCG)^2 s2_k``
-over the row (SPEC 6).
+over the row, around the weighted baseline (SPEC 6: ``b_w = sum w_i R_i / sum w_i``
+for sequence rewards, the weighted pool mean for item rewards), so a group's
+advantages sum to zero at each level.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import numpy as np
 from flexbench.train.credit import grpo as adv
 from flexbench.train.credit import rewards as rw
 from flexbench.train.credit.uncertainty import sequence_variance, uncertainty_weights
-from flexbench.train.methods import Advantage, ItemReward, MethodSpec
+from flexbench.train.methods import Advantage, ItemReward, MethodSpec, WeightScope
 
 _ITEM_REWARD: dict[ItemReward, Callable[..., np.ndarray]] = {
     ItemReward.CAUSAL: rw.causal_swap_rewards,
@@ -140,20 +143,49 @@ def group_credit(rows: Sequence[RewardRow], candidate_gains: np.ndarray, method:
         weights = uncertainty_weights(var, clip=clip, eps=eps)
     if method.advantage is Advantage.GAE:
         return _ppo_credit(rows, item_r, seq_reward, ndcg, weights, method)
-    seq_adv = adv.sequence_advantages(seq_reward, eps)
+    w_seq = weights if method.uncertainty else None
+    w_item = weights if method.uncertainty and method.weight_scope is WeightScope.ALL else None
+    seq_adv = adv.sequence_advantages(seq_reward, eps, w_seq)
     if method.advantage is Advantage.SEQUENCE_GRPO:
         entry_adv = [np.full(r.n_entries, a) for r, a in zip(rows, seq_adv, strict=True)]
     elif method.advantage is Advantage.ITEM_GRPO:
-        table = adv.item_advantages(_stack(item_r), _stack([r.valid for r in rows], fill=False), eps)
+        table = adv.item_advantages(_stack(item_r), _stack([r.valid for r in rows], fill=False), eps, w_item)
         entry_adv = [table[i, :r.n_entries] for i, r in enumerate(rows)]
     else:  # Rank-GRPO: every emitted rank, no sequence-level credit
         present = _stack([np.arange(len(r.gains)) < r.n_entries for r in rows], fill=False)
         table = adv.rank_grpo_advantages(_stack(item_r), present)
         entry_adv = [table[i, :r.n_entries] for i, r in enumerate(rows)]
         seq_adv = np.zeros(len(rows))
-    entry_adv = [a * w for a, w in zip(entry_adv, weights, strict=True)]
     zeros = [np.zeros(r.n_entries) for r in rows]
-    return GroupCredit(entry_adv, seq_adv * weights, zeros, np.zeros(len(rows)), seq_reward, ndcg, weights)
+    return GroupCredit(entry_adv, seq_adv, zeros, np.zeros(len(rows)), seq_reward, ndcg, weights)
+
+
+def list_ndcg(rows: Sequence[RewardRow], candidate_gains: np.ndarray, cutoff: int | None = None) -> np.ndarray:
+    """NDCG@cutoff of each row's repaired list, with the IDCG of ``candidate_gains`` (as :func:`group_credit`)."""
+    k = len(candidate_gains)
+    cut = min(cutoff or k, k)
+    idcg = float(rw.ideal_dcg(np.asarray(candidate_gains, dtype=np.float64)[None], cut)[0])
+    return np.array([rw.ndcg(r.repaired[None], np.array([idcg]), cut)[0] for r in rows])
+
+
+def observed_variance_share(ndcg: np.ndarray, observed_ndcg: np.ndarray, groups: np.ndarray) -> float | None:
+    """Share of the within-group variance of the list reward that the observed labels explain.
+
+    The list reward is linear in the gains, so ``R_i = R_i^obs + R_i^imp`` with
+    ``R^obs`` the NDCG of the same list when every imputed gain is set to 0 (same
+    IDCG). Then ``Var_g(R) = Cov_g(R, R^obs) + Cov_g(R, R^imp)`` and the share is
+    ``sum_g Cov_g(R, R^obs) / sum_g Var_g(R)`` over the step's groups: 1 when
+    every gain is observed, near 0 when the group's rewards differ only through
+    imputed gains (the critic's or KNN's estimates). ``None`` when no group's
+    rewards vary.
+    """
+    r, o, g = (np.asarray(x) for x in (ndcg, observed_ndcg, groups))
+    cov = var = 0.0
+    for k in np.unique(g):
+        rk, ok = r[g == k].astype(np.float64), o[g == k].astype(np.float64)
+        cov += float(np.mean((rk - rk.mean()) * (ok - ok.mean())))
+        var += float(rk.var())
+    return cov / var if var > 1e-15 else None
 
 
 def _item_rewards(rows: Sequence[RewardRow], method: MethodSpec, idcg: float, cut: int) -> list[np.ndarray]:

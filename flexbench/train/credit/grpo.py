@@ -47,27 +47,57 @@ def standardize(x: np.ndarray, eps: float, axis: int | None = None, ddof: int = 
     return np.where(constant, 0.0, (x - mean) / scale)
 
 
-def sequence_advantages(rewards: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """GRPO sequence-level advantage ``A_i = (R_i - mean_g R) / (std_g R + eps)`` of ``rewards [G]``."""
+def weighted_standardize(x: np.ndarray, weights: np.ndarray, eps: float) -> np.ndarray:
+    """``w (x - b_w) / (std(x) + eps)`` with the weighted baseline ``b_w = sum w x / sum w`` (SPEC 6).
+
+    The advantages sum to zero whatever the weights (``sum w (x - b_w) = 0``), so
+    they are the gradient of the self-normalised weighted reward
+    ``E[w R] / E[w]``; the spread is the unweighted population std, as without
+    weights. Constant ``x`` gives 0.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    if w.shape != x.shape or np.any(w <= 0) or not np.all(np.isfinite(w)):
+        raise ValueError(f"weights must be finite, > 0 and match the rewards; got {w.shape} for {x.shape}")
+    if x.size == 0 or x.max() == x.min():
+        return np.zeros_like(x)
+    baseline = float(np.sum(w * x) / np.sum(w))
+    return w * (x - baseline) / (x.std() + eps)
+
+
+def sequence_advantages(rewards: np.ndarray, eps: float = 1e-6, weights: np.ndarray | None = None) -> np.ndarray:
+    """GRPO sequence-level advantage ``A_i = (R_i - mean_g R) / (std_g R + eps)`` of ``rewards [G]``.
+
+    With uncertainty ``weights [G]``: ``A_i = w_i (R_i - b_w) / (std_g R + eps)``,
+    ``b_w = sum_i w_i R_i / sum_i w_i`` (:func:`weighted_standardize`).
+    """
     r = np.asarray(rewards, dtype=np.float64)
     if r.ndim != 1:
         raise ValueError(f"rewards must be [G], got shape {r.shape}")
-    return standardize(r, eps)
+    return standardize(r, eps) if weights is None else weighted_standardize(r, weights, eps)
 
 
-def item_advantages(rewards: np.ndarray, valid: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+def item_advantages(rewards: np.ndarray, valid: np.ndarray, eps: float = 1e-6,
+                    weights: np.ndarray | None = None) -> np.ndarray:
     """FlexRec item-level GRPO advantages ``[G, K]``, normalised over the pooled valid item rewards.
 
     ``P_g = {r_{i,k} : valid[i, k]}``, ``A_{i,k} = (r_{i,k} - mean(P_g)) / (std(P_g) + eps)``
     for valid entries; invalid, duplicate and padding entries get
     ``min(0, min_valid A)`` (see the module docstring). Rewards at non-valid
-    entries are ignored.
+    entries are ignored. With uncertainty ``weights [G]`` each item reward
+    carries its rollout's weight: ``A_{i,k} = w_i (r_{i,k} - mu_w) / (sigma_g + eps)``,
+    ``mu_w = sum w_i r_{i,k} / sum w_i`` over the pool (SPEC 6), so the valid
+    entries' advantages sum to zero.
     """
     r, ok = _check_group(rewards, valid)
     out = np.zeros_like(r)
     if not ok.any():
         return out
-    out[ok] = standardize(r[ok], eps)
+    if weights is None:
+        out[ok] = standardize(r[ok], eps)
+    else:
+        w = np.broadcast_to(np.asarray(weights, dtype=np.float64)[:, None], r.shape)
+        out[ok] = weighted_standardize(r[ok], w[ok], eps)
     out[~ok] = min(0.0, float(out[ok].min()))
     return out
 

@@ -7,9 +7,11 @@ covariance, the variance of rollout i's sequence reward is::
 
 where ``s2`` is the critic's predictive variance of each ranked item's gain
 (0 for observed labels). The weight ``w_i = 1 / (V_i + eps)`` is divided by
-the group mean of the weights and clipped to ``[0.25, 4.0]``; rollout i's item
-and sequence advantages are multiplied by ``w_i``. A group whose variances are
-all 0 gets weight 1 everywhere (plain GRPO).
+the group mean of the weights and clipped to ``[0.25, 4.0]``. The weights enter
+the advantages through a weighted baseline
+(:func:`flexbench.train.credit.grpo.weighted_standardize`), so a group's
+advantages still sum to zero. A group whose variances are all 0 gets weight 1
+everywhere (plain GRPO).
 """
 
 from __future__ import annotations
@@ -65,12 +67,3 @@ def weight_spread(weights: np.ndarray, groups: np.ndarray) -> dict[str, float]:
         raise ValueError(f"weights and groups must be matching non-empty [N] arrays; got {w.shape}, {g.shape}")
     std = float(np.mean([w[g == k].std() for k in np.unique(g)]))
     return {"weight_std": std, "weight_min": float(w.min()), "weight_max": float(w.max())}
-
-
-def apply_weights(advantages: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Scale each rollout's advantages (``[G]`` or ``[G, ...]``) by its weight ``[G]``."""
-    a = np.asarray(advantages, dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim != 1 or a.shape[:1] != w.shape:
-        raise ValueError(f"weights [G] must match the first axis of advantages; got {w.shape}, {a.shape}")
-    return a * w.reshape(-1, *([1] * (a.ndim - 1)))

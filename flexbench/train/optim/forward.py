@@ -9,6 +9,13 @@ right-padded to ``T`` tokens, so every completion starts at column ``P``::
 Position IDs are ``cumsum(attention_mask) - 1`` so left padding does not shift
 positions. Only the last ``T + 1`` logits are computed (``logits_to_keep``):
 the logit at column ``P - 1 + t`` predicts completion token ``t``.
+
+Constrained rollouts carry their *support*: the token IDs the sampler allowed
+at each step (:func:`flexbench.llm.constrained.support_of`), packed as
+``support [B, T, A]`` with ``support_mask``; :func:`score_completions` then
+scores every token under the softmax over its support, the distribution it was
+drawn from (:mod:`flexbench.train.optim.loss`). Logits are divided by the
+sampling temperature before either softmax.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ class PackedBatch:
     position_ids: torch.Tensor       # [B, P + T]
     completion: torch.Tensor         # [B, T] completion token IDs (pad where masked)
     completion_mask: torch.Tensor    # [B, T] 1 for real completion tokens
+    support: torch.Tensor | None = None       # [B, T, A] allowed token IDs of constrained rollouts
+    support_mask: torch.Tensor | None = None  # [B, T, A] True for the real entries of ``support``
 
     @property
     def prompt_width(self) -> int:
@@ -50,12 +59,18 @@ class PackedBatch:
 
     def to(self, device: torch.device | str) -> PackedBatch:
         """The same batch on ``device``."""
-        return PackedBatch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.position_ids,
-                                                     self.completion, self.completion_mask)))
+        return PackedBatch(*(None if t is None else t.to(device)
+                             for t in (self.input_ids, self.attention_mask, self.position_ids, self.completion,
+                                       self.completion_mask, self.support, self.support_mask)))
 
 
-def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int) -> PackedBatch:
-    """Pack token lists into a :class:`PackedBatch` (prompts left-, completions right-padded)."""
+def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int,
+         supports: Sequence[Sequence[Sequence[int]] | None] | None = None) -> PackedBatch:
+    """Pack token lists into a :class:`PackedBatch` (prompts left-, completions right-padded).
+
+    ``supports[i]`` (optional) holds, per completion token of sequence ``i``, the
+    token IDs its sampler allowed; all or none of the sequences must have one.
+    """
     if len(prompts) != len(completions) or not prompts:
         raise ValueError("pack needs one completion per prompt and at least one sequence")
     width_p = max(len(p) for p in prompts)
@@ -74,7 +89,34 @@ def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
             comp[i, :len(c)] = torch.as_tensor(list(c), dtype=torch.long)
             cmask[i, :len(c)] = 1.0
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
-    return PackedBatch(ids, attn, pos, comp, cmask)
+    support, support_mask = pack_supports(supports, completions, comp) if supports is not None else (None, None)
+    return PackedBatch(ids, attn, pos, comp, cmask, support, support_mask)
+
+
+def pack_supports(supports: Sequence[Sequence[Sequence[int]] | None], completions: Sequence[Sequence[int]],
+                  completion: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """``support [B, T, A]`` and ``support_mask`` of per-token allowed IDs (``None`` when no row has one).
+
+    Padding positions get the pad token as their only support (forced: log-prob 0).
+    """
+    present = [s is not None for s in supports]
+    if not any(present):
+        return None, None
+    if not all(present):
+        raise ValueError("either every rollout of a batch is constrained or none is")
+    width = max(1, max(len(a) for s in supports for a in s))  # type: ignore[union-attr]
+    b, t = completion.shape
+    index = completion.unsqueeze(-1).repeat(1, 1, width)
+    mask = torch.zeros((b, t, width), dtype=torch.bool)
+    mask[:, :, 0] = True
+    for i, (steps, comp) in enumerate(zip(supports, completions, strict=True)):
+        if len(steps) != len(comp):  # type: ignore[arg-type]
+            raise ValueError(f"sequence {i}: {len(steps)} support steps for {len(comp)} tokens")  # type: ignore[arg-type]
+        for k, allowed in enumerate(steps):  # type: ignore[union-attr]
+            index[i, k, :len(allowed)] = torch.as_tensor(list(allowed), dtype=torch.long)
+            mask[i, k, :] = False
+            mask[i, k, :len(allowed)] = True
+    return index, mask
 
 
 @dataclass(frozen=True)
@@ -102,9 +144,16 @@ def completion_logits(model: torch.nn.Module, batch: PackedBatch, *, hidden: boo
 
 
 def score_completions(model: torch.nn.Module, batch: PackedBatch, *, entropy: bool = False,
-                      hidden: bool = False) -> TokenScores:
-    """Log-probabilities (and optionally entropies, hidden states) of the completion tokens."""
+                      hidden: bool = False, temperature: float = 1.0) -> TokenScores:
+    """Log-probabilities (and optionally entropies, hidden states) of the completion tokens.
+
+    Scored under the sampling distribution: logits divided by ``temperature``
+    and, for a batch with a support (constrained rollouts), softmax over the
+    allowed tokens of each step.
+    """
     logits, states = completion_logits(model, batch, hidden=hidden)
-    logp = token_logprobs(logits, batch.completion)
-    ent = token_entropy(logits) if entropy else None
+    if temperature != 1.0:
+        logits = logits.float() / temperature
+    logp = token_logprobs(logits, batch.completion, batch.support, batch.support_mask)
+    ent = token_entropy(logits, batch.support, batch.support_mask) if entropy else None
     return TokenScores(logp, ent, states)

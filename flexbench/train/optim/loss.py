@@ -26,6 +26,18 @@ one: ``n_k`` tokens each carry ``d rho_k = (1/n_k) sum_{t in k} d log pi_t`` (te
 
 At ``rho = 1`` with ``beta = c = 0`` the gradient with respect to the logits at
 token ``t`` is ``-A_t (onehot(a_t) - softmax(z_t)) / N`` (tested).
+
+The sampling distribution (SPEC 6): every log-probability (policy, sampling
+policy, reference), and so the ratio, the k3 KL and the entropy, is taken under
+the distribution the rollout was drawn from. Under constrained decoding that is
+the softmax over the tokens allowed at the step (``support`` in
+:func:`token_logprobs`), not over the vocabulary: with prefix-independent
+logits ``z`` the full-vocabulary gradient of a permutation's log-probability,
+``sum_k (e_{v_k} - softmax(z))``, is the same for every permutation, so a
+zero-sum sequence advantage cancels exactly, while under the masked
+distribution the term of item ``v`` is ``1 - sum_{k <= m(v)} q_{R_k}(v)`` and
+depends on the rank ``m(v)`` it was placed at. Forced tokens (a single allowed
+choice) have log-probability 0, ratio 1, KL 0, entropy 0 and no gradient.
 """
 
 from __future__ import annotations
@@ -47,18 +59,56 @@ class LossOutput:
     clip_fraction: float
 
 
-def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """``log softmax(logits)[tokens]`` per position: logits ``[B, T, V]``, tokens ``[B, T]`` -> ``[B, T]``."""
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, support: torch.Tensor | None = None,
+                   support_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``log softmax(logits)[tokens]`` per position: logits ``[B, T, V]``, tokens ``[B, T]`` -> ``[B, T]``.
+
+    With a ``support`` (``[B, T, A]`` token IDs, ``support_mask`` marking the real
+    ones) the softmax runs over the supported tokens only, the distribution a
+    constrained sampler drew from (:func:`masked_logits`): a position whose
+    support is one token has log-probability exactly 0 and no gradient.
+    """
     logits = logits.float()
     picked = torch.gather(logits, -1, tokens.unsqueeze(-1)).squeeze(-1)
-    return picked - torch.logsumexp(logits, dim=-1)
+    if support is None:
+        return picked - torch.logsumexp(logits, dim=-1)
+    allowed = masked_logits(logits, support, support_mask)
+    logp = picked - torch.logsumexp(allowed, dim=-1)
+    return torch.where(forced(support_mask), torch.zeros_like(logp), logp)
 
 
-def token_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy ``-sum_v p log p`` of each position's distribution: ``[B, T, V] -> [B, T]``."""
+def token_entropy(logits: torch.Tensor, support: torch.Tensor | None = None,
+                  support_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Entropy ``-sum_v p log p`` of each position's distribution (over the ``support`` if given): ``[B, T]``."""
     logits = logits.float()
+    if support is not None:
+        logits = masked_logits(logits, support, support_mask)
     logp = torch.log_softmax(logits, dim=-1)
-    return -(logp.exp() * logp).sum(-1)
+    p = logp.exp()
+    ent = -(p * torch.where(p > 0, logp, torch.zeros_like(logp))).sum(-1)
+    return ent if support is None else torch.where(forced(support_mask), torch.zeros_like(ent), ent)
+
+
+def masked_logits(logits: torch.Tensor, support: torch.Tensor, support_mask: torch.Tensor | None) -> torch.Tensor:
+    """``[B, T, A]`` logits of the supported tokens, ``-inf`` where ``support_mask`` is False.
+
+    Constrained decoding adds ``-inf`` to every logit outside the allowed set
+    before sampling (:class:`flexbench.llm.constrained.PermutationLogitsProcessor`),
+    so the sampling distribution is the softmax over the allowed logits alone;
+    gathering them (``A`` is at most the number of candidates plus the EOS
+    tokens) avoids a ``[B, T, V]`` mask.
+    """
+    if support_mask is None:
+        raise ValueError("a support needs its mask")
+    picked = torch.gather(logits, -1, support)
+    return picked.masked_fill(~support_mask.bool(), float("-inf"))
+
+
+def forced(support_mask: torch.Tensor | None) -> torch.Tensor:
+    """``[B, T]`` True where the support holds at most one token (the step had no choice)."""
+    if support_mask is None:
+        raise ValueError("a support needs its mask")
+    return support_mask.bool().sum(-1) <= 1
 
 
 def masked_sum_mean(x: torch.Tensor, mask: torch.Tensor, denom: float | None = None) -> torch.Tensor:

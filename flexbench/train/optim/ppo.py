@@ -81,6 +81,23 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tens
     return (x - mean) / (var.sqrt() + eps) * m
 
 
+def weighted_whiten(x: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """``w_i (x - b_w) / (std + eps)`` per row ``i``: the uncertainty-weighted whitening of GAE advantages.
+
+    ``b_w = sum_{i,t} w_i m x / sum_{i,t} w_i m`` is the weighted mean and ``std``
+    the unweighted one (:func:`whiten`), so the weighted advantages of the batch
+    sum to zero over the unmasked tokens (SPEC 6's weighted baseline). With
+    every weight 1 this is :func:`whiten`.
+    """
+    m = mask.to(x.dtype)
+    w = weights.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1))) * m
+    n = m.sum().clamp(min=1.0)
+    mean = (x * m).sum() / n
+    std = ((((x - mean) * m) ** 2).sum() / n).sqrt()
+    baseline = (x * w).sum() / w.sum().clamp(min=1e-12)
+    return (x - baseline) * w / (std + eps)
+
+
 def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
                clip: float = 0.2, denom: float | None = None) -> torch.Tensor:
     """Clipped value loss ``L_V`` averaged over unmasked tokens (``denom`` as in the policy loss)."""

@@ -9,6 +9,11 @@ completion with its token character offsets
 :func:`flexbench.llm.parsing.parse_ranking`, compute the group's credit
 (:mod:`flexbench.train.credit.assign`) and map it onto the tokens with
 :func:`flexbench.train.credit.tokens.token_advantages`.
+
+Constrained rollouts also carry their support, the token IDs the sampler
+allowed at each step (:func:`flexbench.llm.constrained.support_of`, the same
+trie and EOS set as the sampler's logits processor), so that the update scores
+them under the distribution they were drawn from (SPEC 6).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 
 from flexbench.repair import stable_rng
 from flexbench.train.config import TrainConfig
-from flexbench.train.credit.assign import GroupCredit, group_credit, reward_row
+from flexbench.train.credit.assign import GroupCredit, group_credit, list_ndcg, reward_row
 from flexbench.train.credit.tokens import token_advantages, token_item_index
 from flexbench.train.methods import MethodSpec
 from flexbench.train.optim.forward import encode_prompt
@@ -54,6 +59,8 @@ class Rollout:
     n_valid: int
     sampling_logprobs: tuple[float, ...] | None = None
     segments: tuple[int, ...] = ()  # answer entry of each completion token, -1 outside (Rank-GRPO's ratio)
+    support: tuple[tuple[int, ...], ...] | None = None  # constrained: the allowed token IDs at each step
+    ndcg_observed: float | None = None  # the list's NDCG with imputed gains set to 0 (observed_variance_share)
 
 
 def _entry_last_tokens(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int]:
@@ -77,6 +84,7 @@ def credit_rollouts(task: PromptTask, group: int, prompt_ids: Sequence[int], com
             for i, p in enumerate(parsed)]
     credit: GroupCredit = group_credit(rows, task.gains, method, cutoff=cfg.reward_cutoff,
                                        clip=cfg.uncertainty_clip, eps=cfg.adv_eps)
+    observed = _observed_ndcg(task, parsed, cfg, step)
     out = []
     for i, ((text, offsets), p, ids) in enumerate(zip(decoded, parsed, completions, strict=True)):
         spans = [e.span for e in p.entries]
@@ -86,8 +94,20 @@ def credit_rollouts(task: PromptTask, group: int, prompt_ids: Sequence[int], com
         out.append(Rollout(group, tuple(prompt_ids), tuple(ids), text, adv, rew, float(credit.weights[i]),
                            float(credit.seq_reward[i]), float(credit.ndcg[i]), bool(p.parsed),
                            len(p.entries), int(sum(e.status == "valid" for e in p.entries)),
-                           segments=tuple(int(m) for m in token_item_index(offsets, spans))))
+                           segments=tuple(int(m) for m in token_item_index(offsets, spans)),
+                           ndcg_observed=None if observed is None else float(observed[i])))
     return out
+
+
+def _observed_ndcg(task: PromptTask, parsed: Sequence[Any], cfg: TrainConfig, step: int) -> np.ndarray | None:
+    """Each rollout's list NDCG with the imputed gains set to 0 (same padding draws, same IDCG)."""
+    if task.observed is None:
+        return None
+    gains = np.where(task.observed, task.gains, 0.0)
+    rows = [reward_row(p, task.instance.candidate_ids, gains, task.variances,
+                       stable_rng("rollout-pad", cfg.seed, step, task.position, i))
+            for i, p in enumerate(parsed)]
+    return list_ndcg(rows, task.gains, cfg.reward_cutoff)
 
 
 class RolloutSampler:
@@ -114,8 +134,19 @@ class RolloutSampler:
             prompt_ids = encode_prompt(self.tokenizer, prompt.text)
             credited = credit_rollouts(task, g, prompt_ids, [list(x.token_ids) for x in gens], self.tokenizer,
                                        self.method, cfg, step)
-            out += [replace(r, sampling_logprobs=x.logprobs) for r, x in zip(credited, gens, strict=True)]
+            out += [replace(r, sampling_logprobs=x.logprobs,
+                            support=self._support(prompt.shown_ids, x.token_ids) if cfg.constrained else None)
+                    for r, x in zip(credited, gens, strict=True)]
         return out
+
+    def _support(self, shown_ids: Sequence[str], tokens: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+        from flexbench.llm.constrained import support_of
+
+        eos = getattr(self.backend, "eos_token_ids", None)
+        if eos is None:
+            raise ValueError(f"{type(self.backend).__name__} reports no eos_token_ids: constrained rollouts "
+                             "cannot be scored under their sampling distribution")
+        return tuple(support_of(self.tokenizer, shown_ids, tokens, eos))
 
 
 def _sample_seed(seed: int, step: int) -> int:

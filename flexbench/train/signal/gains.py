@@ -76,6 +76,10 @@ class LabelGains:
         gains = np.asarray(labels.gains, dtype=np.float64)
         return gains, np.zeros_like(gains)
 
+    def observed_mask(self, instance: Instance, need: str) -> np.ndarray:
+        """Every stored label is a true label: all observed."""
+        return np.ones(instance.k, dtype=bool)
+
 
 class ObservedValues:
     """The observed training interactions as ``user -> item -> value`` (duplicates averaged)."""
@@ -184,6 +188,12 @@ class ImputedGains:
         )
         value = np.where(hit, observed, np.maximum(mean, 0.0))
         return self.value_to_gain(value, np.where(hit, 0.0, var))
+
+    def observed_mask(self, instance: Instance, need: str) -> np.ndarray:
+        """``[K]`` True where the candidate's training gain is an observed label rather than an imputation."""
+        if need not in ENGAGEMENT_NEEDS:
+            return self.labels.observed_mask(instance, need)
+        return ~np.isnan(self.observed.lookup(instance.user_id, instance.candidate_ids))
 
 
 def make_gain_provider(
