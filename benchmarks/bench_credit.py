@@ -3,26 +3,34 @@
 The paper's central comparison (Tables 7 and 8, Figures 3 and 4) measured where
 a laptop can rerun it. Every method trains with the real loop
 (:class:`flexbench.train.loop.PolicyTrainer`), the real rewards, advantages,
-uncertainty weights, critic (:mod:`flexbench.train.signal.critic`, trained here
-on the observed labels) and KNN imputers, from the same tiny LLaMA (built from a
-config, no download) on the synthetic slate task of ``benchmarks/credit_task.py``
-(relevance readable from the prompt; 15 % of training gains observed, with
-noise; the critic or KNN imputes the rest). Decoding is constrained to
-permutations of the candidate labels, so the model only has to learn the order.
+uncertainty weights, critic (a deep ensemble of
+:mod:`flexbench.train.signal.critic` critics, :mod:`flexbench.train.signal.ensemble`,
+trained here on the observed labels) and KNN imputers, from the same tiny LLaMA
+(built from a config, no download) on the synthetic slate task of
+``benchmarks/credit_task.py`` (relevance readable from the prompt; about 5 % of
+training gains observed, with noise, and one noisy topic observed five times
+less often than the others, where the imputation must extrapolate; the critic or
+KNN imputes the rest). Decoding is constrained to permutations of the candidate
+labels, and every log-probability is taken under that constrained distribution.
 
 Every method gets the same RL budget (``steps * prompts_per_step * G``
 rollouts) and the same seeds (a seed fixes the initial weights, the prompt order
-and the sampling). Rec-R1 runs twice: without its SFT warm-up (``rec-r1``, pure
-sequence-level GRPO: the credit comparison and the reference of the paired
-tests) and with 25 SFT steps on the optimal lists of the training gains *in
-addition* to the RL budget (``rec-r1 +25 SFT``, full setting only).
+and the sampling). Two starts: the seed's random initial weights (``init``;
+Rec-R1 then does its 25 SFT warm-up steps first, as in the paper) and, in the
+full setting, one shared SFT checkpoint per seed (25 SFT steps on the optimal
+lists of the observed+critic training gains; every method continues from it
+with RL only). The full setting also runs flexrec and rec-r1 with the training
+reward cut at 5 (the evaluation's NDCG@5) beside the default 10, which covers
+the whole slate here (K = 8).
 
 Outputs: validation NDCG@5 per evaluation step (mean and sd over seeds), steps
-and rollouts to a threshold, final test NDCG@5 with a paired test against
-``rec-r1`` over seeds x test instances, a PNG of the curves, the Markdown page
-(``--md``, caption states the setting) and ``--json`` (per method: start, end,
-per-seed curves, test scores, probe figures). The figures are defined in
-``benchmarks/credit_report.py``; the credit probe in ``benchmarks/credit_runs.py``.
+and rollouts to a threshold, final test NDCG@5 with a seed-level paired t-test
+against ``rec-r1`` and against ``flexrec-rawcritic`` of the same start (the unit
+of replication is the training run), the critic's calibration, a PNG of the
+curves, the Markdown page (``--md``, caption states the setting) and ``--json``
+(per method: start, end, per-seed curves, test scores, probe figures). The
+figures are defined in ``benchmarks/credit_report.py``; the credit probe in
+``benchmarks/credit_runs.py``.
 
     .venv/bin/python benchmarks/bench_credit.py --quick --json out.json     # ~10 min on 2 cores
     .venv/bin/python benchmarks/bench_credit.py --json credit.json \\
@@ -39,7 +47,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,28 +56,49 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Row:
-    """One row of the testbed: a method of :data:`flexbench.train.methods.METHODS` with its gains and warm-up."""
+    """One row of the testbed: a method of :data:`flexbench.train.methods.METHODS`, its gains, start and cutoff.
+
+    ``start`` is ``init`` (the random initial weights of the seed) or ``sft`` (the
+    seed's shared SFT checkpoint: :data:`SFT_STEPS` supervised steps on the optimal
+    lists of the observed+critic training gains, the same start for every method).
+    """
 
     label: str
     method: str
     signal: str = "observed+critic"
     warmup: int = 0
+    start: str = "init"
+    cutoff: int | None = 10
     panels: tuple[str, ...] = ("reward",)
     quick: bool = True
 
 
+SFT_STEPS = 25
+"""Rec-R1's warm-up in the paper, and the length of the shared SFT start."""
+SFT_LABEL = "sft start (25 steps)"
+BASELINES = ("rec-r1", "flexrec-rawcritic")
+"""The rows every other row of the same start is tested against, at the level of seeds."""
+
+
+def _core(start: str, quick: bool) -> tuple[Row, ...]:
+    """The eight compared rows from ``start`` (Rec-R1 keeps its 25-step warm-up from the random start)."""
+    tag = "" if start == "init" else " (SFT start)"
+    return (Row(f"flexrec{tag}", "flexrec", start=start, panels=("reward", "signal"), quick=quick),
+            Row(f"flexrec-seqweight{tag}", "flexrec-seqweight", start=start, panels=("signal",), quick=quick),
+            Row(f"flexrec-rawcritic{tag}", "flexrec-rawcritic", "raw-critic", start=start, panels=("signal",),
+                quick=quick),
+            Row(f"flexrec-userknn{tag}", "flexrec-userknn", "user-knn", start=start, panels=("signal",), quick=quick),
+            Row(f"flexrec-noncausal{tag}", "flexrec-noncausal", start=start, quick=quick),
+            Row(f"flexrec-independent{tag}", "flexrec-independent", start=start, quick=quick),
+            Row(f"rec-r1{tag}", "rec-r1", warmup=SFT_STEPS if start == "init" else 0, start=start, quick=quick),
+            Row(f"rank-grpo{tag}", "rank-grpo", start=start, quick=quick))
+
+
 ROWS: tuple[Row, ...] = (
-    Row("flexrec", "flexrec", panels=("reward", "signal")),
-    Row("flexrec-noncausal", "flexrec-noncausal"),
-    Row("flexrec-independent", "flexrec-independent"),
-    Row("rec-r1", "rec-r1"),
-    Row("rank-grpo", "rank-grpo"),
-    Row("flexrec-rawcritic", "flexrec-rawcritic", "raw-critic", panels=("signal",)),
-    Row("flexrec-userknn", "flexrec-userknn", "user-knn", panels=("signal",)),
-    Row("rec-r1 +25 SFT", "rec-r1", warmup=25, quick=False),
-    Row("flexrec-itemknn", "flexrec-itemknn", "item-knn", panels=("signal",), quick=False),
-    Row("flexrec-ppo", "flexrec-ppo", quick=False),
-    Row("flexrec (true labels)", "flexrec", "labels", panels=("signal",), quick=False),
+    *_core("init", True),
+    *_core("sft", False),
+    Row("flexrec @5", "flexrec", cutoff=5, quick=False),
+    Row("rec-r1 @5", "rec-r1", warmup=SFT_STEPS, cutoff=5, quick=False),
 )
 
 
@@ -83,31 +112,34 @@ class Setting:
     lr: float = 3e-3
     kl_coef: float = 0.01
     entropy_coef: float = 0.005
-    eval_every: int = 5
+    eval_every: int = 10
     eval_instances: int = 64
     test_instances: int = 64
     hidden: int = 64
     layers: int = 2
-    seeds: int = 3
-    threshold: float = 0.8
+    seeds: int = 5
+    threshold: float = 0.7
     critic_epochs: int = 30
+    critic_members: int = 5
+    sft_steps: int = SFT_STEPS
 
     def __post_init__(self) -> None:
-        if self.steps < 2 or self.seeds < 1 or not 0 < self.threshold <= 1:
-            raise ValueError("steps >= 2, seeds >= 1 and threshold in (0, 1] are required")
+        if self.steps < 2 or self.seeds < 1 or not 0 < self.threshold <= 1 or self.critic_members < 1:
+            raise ValueError("steps >= 2, seeds >= 1, threshold in (0, 1] and critic_members >= 1 are required")
 
 
-QUICK = Setting(steps=40, lr=5e-3, eval_every=10, eval_instances=32, threshold=0.7, critic_epochs=15)
+QUICK = Setting(steps=40, lr=5e-3, eval_every=10, eval_instances=32, seeds=3, critic_epochs=15, critic_members=3)
 
 
 def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="the 10-minute setting (40 steps, the 7 required rows)")
+    p.add_argument("--quick", action="store_true", help="the 10-minute setting (40 steps, 3 seeds, the 8 rows "
+                   "from the random start)")
     p.add_argument("--json", type=Path, help="write the figures as JSON")
     p.add_argument("--md", type=Path, help="write the Markdown page (e.g. leaderboards/credit-testbed.md)")
     p.add_argument("--png", type=Path, help="write the curves (e.g. leaderboards/credit-testbed.png)")
     p.add_argument("--rows", help="comma-separated row labels (default: the setting's rows)")
-    p.add_argument("--seeds", type=int, help="number of seeds (default 3)")
+    p.add_argument("--seeds", type=int, help="number of seeds (default 5; --quick 3)")
     p.add_argument("--steps", type=int, help="RL steps per run")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2, one torch thread each)")
     p.add_argument("--work-dir", type=Path, help="keep data, critic and runs here (default: a temporary dir)")
@@ -132,9 +164,26 @@ def _rows(args: argparse.Namespace) -> list[Row]:
     return [r for r in ROWS if r.quick or not args.quick]
 
 
-def signal_quality(dataset: Any, critic_dir: Path, n: int = 300) -> dict[str, dict[str, float | None]]:
-    """Training gains of each signal against the true gains, on the unobserved training slate items."""
+def calibration(pred_var: np.ndarray, sq_err: np.ndarray, bins: int = 5) -> list[dict[str, float]]:
+    """Predicted variance vs observed squared error in ``bins`` quantile bins of the predicted variance.
+
+    A calibrated variance has ``mean sq. error ~ mean predicted variance`` in every
+    bin (Kuleshov et al. 2018 for regression; here the binned reliability form).
+    """
+    order = np.argsort(pred_var, kind="stable")
+    return [{"pred_var": float(pred_var[idx].mean()), "sq_err": float(sq_err[idx].mean()), "n": len(idx)}
+            for idx in np.array_split(order, bins) if len(idx)]
+
+
+def signal_quality(dataset: Any, critic_dir: Path, n: int = 300) -> dict[str, dict[str, Any]]:
+    """Training gains of each signal against the true gains, on the unobserved training slate items.
+
+    ``observed+critic`` is the deep ensemble the runs use; ``single critic`` its
+    first member alone (its variance is the aleatoric head only): the calibration
+    bins show what the ensemble's disagreement term adds.
+    """
     from flexbench.metrics import ideal_order, ndcg_at
+    from flexbench.train.signal.ensemble import member_dir
     from flexbench.train.signal.gains import ObservedValues, make_gain_provider
 
     instances = dataset.instances("train", limit=n)
@@ -143,40 +192,50 @@ def signal_quality(dataset: Any, critic_dir: Path, n: int = 300) -> dict[str, di
     observed = ObservedValues(dataset)
     hidden = np.isnan(np.array([observed.lookup(x.user_id, x.candidate_ids) for x in instances]))
     out = {}
-    for signal in ("observed+critic", "user-knn", "item-knn", "labels"):  # raw-critic: the same gains, no variance
-        critic = critic_dir if "critic" in signal else None
+    sources = (("observed+critic", "observed+critic", critic_dir),
+               ("single critic", "observed+critic", member_dir(critic_dir, 0)),
+               ("user-knn", "user-knn", None), ("item-knn", "item-knn", None), ("labels", "labels", None))
+    for name, signal, critic in sources:
         provider = make_gain_provider(dataset, "interest", signal, critic)
         pairs = [provider.candidate_gains(x, "interest") for x in instances]
         g, v = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
         err = (g - true)[hidden]
         order = np.argsort(-g, axis=1, kind="stable")
         ndcg5 = float(ndcg_at(np.take_along_axis(true, order, 1), ideal_order(true), 5).mean())
-        var_corr = float(np.corrcoef(v[hidden], err**2)[0, 1]) if v[hidden].std() > 0 else None
-        out[signal] = {"rmse": float(np.sqrt(np.mean(err**2))), "pearson": float(np.corrcoef(g[hidden], true[hidden])[0, 1]),
-                       "ndcg5": ndcg5, "var_corr": var_corr}
+        spread = v[hidden].std() > 0
+        out[name] = {"rmse": float(np.sqrt(np.mean(err**2))), "pearson": float(np.corrcoef(g[hidden], true[hidden])[0, 1]),
+                     "ndcg5": ndcg5, "var_corr": float(np.corrcoef(v[hidden], err**2)[0, 1]) if spread else None,
+                     "calibration": calibration(v[hidden], err**2) if spread else None}
     return out
 
 
 def _prepare(work: Path, setting: Setting) -> dict[str, Any]:
-    """Write the task, train the tokenizer and the critic; return what the report and the jobs need."""
+    """Write the task, train the tokenizer and the critic ensemble; return what the report and the jobs need."""
     from credit_task import TaskConfig, observed_density, tiny_model, train_tokenizer, write_task
     from rich.console import Console
 
     from flexbench.train.signal.critic import CriticConfig
-    from flexbench.train.signal.critic_fit import fit_critic
+    from flexbench.train.signal.ensemble import fit_ensemble
 
     task = TaskConfig()
     dataset = write_task(work / "data", task)
     tokenizer = train_tokenizer(dataset)
     tokenizer.save_pretrained(work / "tokenizer")
-    fit = fit_critic(dataset, CriticConfig(epochs=setting.critic_epochs, seed=0), work / "critic",
-                     resume=False, console=Console(quiet=True))
-    test = fit.report["test"]
+    fits = fit_ensemble(dataset, CriticConfig(epochs=setting.critic_epochs, seed=0), work / "critic",
+                        setting.critic_members, resume=False, console=Console(quiet=True))
+    test = [f.report["test"] for f in fits]
     n_params = sum(p.numel() for p in tiny_model(tokenizer, hidden=setting.hidden, layers=setting.layers).parameters())
     return {"task": task, "dataset": dataset, "density": observed_density(dataset), "vocab": len(tokenizer),
             "n_params": n_params,
-            "critic": (f"test MSE {test['mse']:.3f}, Pearson(mean, y) {test['pearson_mean']:.2f}, "
-                       f"Pearson(var, sq. error) {_fmt(test.get('pearson_var'))} on held-out observed labels")}
+            "critic": (f"deep ensemble of {len(fits)} critics; per member on held-out observed labels: test MSE "
+                       f"{np.mean([t['mse'] for t in test]):.3f}, Pearson(mean, y) "
+                       f"{np.mean([t['pearson_mean'] for t in test]):.2f}, Pearson(var, sq. error) "
+                       f"{_fmt(_mean_or_none([t.get('pearson_var') for t in test]))}")}
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
 
 
 def references(dataset: Any, task: Any, setting: Mapping[str, Any]) -> dict[str, dict[str, float]]:
@@ -206,6 +265,10 @@ def _cpu_seconds() -> float:
 
 def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}"
+
+
+def _run_dir(work: Path, label: str, seed: int) -> Path:
+    return work / "runs" / label.replace(" ", "_").replace("(", "").replace(")", "") / f"seed{seed}"
 
 
 def _run_all(jobs: list[Any], workers: int) -> list[dict[str, Any]]:
@@ -269,12 +332,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     seeds = list(range(setting.seeds))
     shared = {**dataclasses.asdict(setting), "k": prep["task"].k, "seed_list": seeds,
               "task": prep["task"].to_dict()}
-    jobs = [Job(r.label, r.method, r.signal, r.warmup, s, shared, str(work / "data"), str(work / "tokenizer"),
-                str(work / "critic"), str(work / "runs" / r.label.replace(" ", "_") / f"seed{s}"))
-            for r in rows for s in seeds]
-    print(f"credit testbed: {len(rows)} rows x {len(seeds)} seeds, {setting.steps} RL steps each, "
-          f"{args.workers} workers, work dir {work}", flush=True)
-    results = _run_all(jobs, args.workers)
+    def job(r: Row, s: int) -> Job:
+        state = str(_run_dir(work, SFT_LABEL, s) / "policy-state.pt") if r.start == "sft" else None
+        return Job(r.label, r.method, r.signal, r.warmup, s, shared, str(work / "data"), str(work / "tokenizer"),
+                   str(work / "critic"), str(_run_dir(work, r.label, s)), start_state=state, reward_cutoff=r.cutoff)
+
+    sft_rows = [Row(SFT_LABEL, "sft", quick=False)] if any(r.start == "sft" for r in rows) else []
+    print(f"credit testbed: {len(rows)} rows x {len(seeds)} seeds, {setting.steps} RL steps each"
+          f"{', after the shared SFT start' if sft_rows else ''}, {args.workers} workers, work dir {work}", flush=True)
+    results = _run_all([replace(job(r, s), save_state=True) for r in sft_rows for s in seeds], args.workers)
+    results += _run_all([job(r, s) for r in rows for s in seeds], args.workers)
     summary = report.summarize(results, shared)
     meta = {"command": "python benchmarks/bench_credit.py " + " ".join(sys.argv[1:] if argv is None else argv),
             "wall_s": time.perf_counter() - started, "workers": args.workers, "cpus": os.cpu_count(),

@@ -7,10 +7,13 @@ from the JSON that ``benchmarks/bench_credit.py --json`` writes.
 * curves: validation NDCG@5 per evaluation step, mean and standard deviation
   (``ddof = 1``) over seeds, at the steps every seed evaluated;
 * start / end: the first and the last validation NDCG@5 of each seed;
-* test NDCG@5 after training on the test instances, and the paired test against
-  the ``rec-r1`` row over (seed, test instance) pairs (same seeds, same
-  instances; :func:`flexbench.tables.significance.paired_test`: a two-sided
-  paired t-test and a Fisher randomization test, a mark only when both p < 0.05);
+* test NDCG@5 after training on the test instances, and the seed-level test
+  against the ``rec-r1`` and ``flexrec-rawcritic`` rows of the same start
+  (:func:`seed_test`): the unit of replication is the training run, so each
+  seed contributes one number (its mean test NDCG@5) and the pairs are seeds
+  (a seed fixes the initial weights, the prompt order and the sampling seeds of
+  both runs); a two-sided paired t-test with ``n - 1`` degrees of freedom, and
+  the smallest difference the design detects with 80 % power at alpha 0.05;
 * steps to threshold: the first RL step whose validation NDCG@5 reaches the
   threshold, per seed (``—`` for a seed that never does), and the rollouts
   spent to get there (``steps * prompts_per_step * G``).
@@ -24,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-BASELINE = "rec-r1"
+BASELINES = ("rec-r1", "flexrec-rawcritic")
+ALPHA, POWER = 0.05, 0.8
 
 
 def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
@@ -45,43 +49,70 @@ def steps_to(curve: Sequence[Sequence[float]], threshold: float) -> int | None:
     return next((int(s) for s, v in curve if s >= 0 and v >= threshold), None)
 
 
+def seed_test(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """Paired t-test over seeds of per-seed means ``a`` vs ``b`` (same seeds, same order), and the MDE.
+
+    ``mde = (t_{1 - alpha/2, n-1} + t_{power, n-1}) * sd(a - b) / sqrt(n)``: the
+    smallest true mean difference this many seeds detect with the given power
+    (the usual normal-theory approximation with t quantiles).
+    """
+    from scipy import stats
+
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    n = len(d)
+    if n < 2:
+        return {"n": n, "mean_diff": float(d.mean()) if n else None, "p": None, "mde": None}
+    sd = float(d.std(ddof=1))
+    p = float(stats.ttest_rel(a, b).pvalue) if sd > 1e-12 else (1.0 if abs(d.mean()) < 1e-12 else 0.0)
+    mde = (stats.t.ppf(1 - ALPHA / 2, n - 1) + stats.t.ppf(POWER, n - 1)) * sd / np.sqrt(n)
+    return {"n": n, "mean_diff": float(d.mean()), "sd_diff": sd, "p": p, "mde": float(mde),
+            "test": f"paired t over {n} seeds"}
+
+
+def _suffix(label: str) -> str:
+    """The start tag of a row label (``" (SFT start)"`` or ``""``)."""
+    return label[label.index(" ("):] if " (" in label else ""
+
+
 def summarize(results: Sequence[Mapping[str, Any]], setting: Mapping[str, Any]) -> dict[str, Any]:
     """Per-row figures (module docstring), keyed by row label, in the order of first appearance."""
-    from flexbench.tables.significance import paired_test
-
     rows: dict[str, list[Mapping[str, Any]]] = {}
     for r in results:
         rows.setdefault(r["label"], []).append(r)
-    base = {r["seed"]: r["test"] for r in rows.get(BASELINE, [])}
     per_rollout = setting["prompts_per_step"] * setting["group_size"]
     out = {}
     for label, runs in rows.items():
         runs = sorted(runs, key=lambda r: r["seed"])
         reach = [steps_to(r["curve"], setting["threshold"]) for r in runs]
         test = [float(np.mean(list(r["test"].values()))) for r in runs]
-        row = {"seeds": [r["seed"] for r in runs], "start": [r["curve"][0][1] for r in runs],
-               "end": [r["curve"][-1][1] for r in runs], "test": test, "curves": {str(r["seed"]): r["curve"] for r in runs},
-               "curve": curve_stats(runs), "steps_to_threshold": reach,
-               "rollouts_to_threshold": [None if s is None else s * per_rollout for s in reach],
-               "wall_s": float(np.mean([r["wall_s"] for r in runs])), "cpu_s": float(np.mean([r["cpu_s"] for r in runs])),
-               "probe": _probe_means([r["probe"] for r in runs]),
-               "kl_end": _tail_mean(runs, "kl"), "entropy_end": _tail_mean(runs, "entropy")}
-        shared = [r for r in runs if r["seed"] in base]
-        if label != BASELINE and shared:
-            ids = [(r["seed"], i) for r in shared for i in sorted(r["test"]) if i in base[r["seed"]]]
-            by_seed = {r["seed"]: r["test"] for r in shared}
-            t = paired_test([by_seed[s][i] for s, i in ids], [base[s][i] for s, i in ids])
-            row["vs_baseline"] = {"n": t.n, "mean_diff": t.mean_diff, "p_ttest": t.p_ttest,
-                                  "p_fisher": t.p_fisher, "mark": t.mark()}
-        out[label] = row
+        out[label] = {"seeds": [r["seed"] for r in runs], "start": [r["curve"][0][1] for r in runs],
+                      "end": [r["curve"][-1][1] for r in runs], "test": test,
+                      "curves": {str(r["seed"]): r["curve"] for r in runs},
+                      "curve": curve_stats(runs), "steps_to_threshold": reach,
+                      "rollouts_to_threshold": [None if s is None else s * per_rollout for s in reach],
+                      "wall_s": float(np.mean([r["wall_s"] for r in runs])),
+                      "cpu_s": float(np.mean([r["cpu_s"] for r in runs])),
+                      "probe": _probe_means([r["probe"] for r in runs]),
+                      "kl_end": _tail_mean(runs, "kl"), "entropy_end": _tail_mean(runs, "entropy"),
+                      "observed_share": _tail_mean(runs, "reward_var_observed", tail=1.0)}
+    for label, row in out.items():
+        row["vs"] = {}
+        for base in BASELINES:
+            ref = out.get(base + _suffix(label))
+            if ref is None or base + _suffix(label) == label:
+                continue
+            seeds = [s for s in row["seeds"] if s in ref["seeds"]]
+            mine = dict(zip(row["seeds"], row["test"], strict=True))
+            theirs = dict(zip(ref["seeds"], ref["test"], strict=True))
+            row["vs"][base] = seed_test([mine[s] for s in seeds], [theirs[s] for s in seeds])
     return out
 
 
-def _tail_mean(runs: Sequence[Mapping[str, Any]], key: str) -> float | None:
-    """Mean over seeds of a training statistic over the last tenth of the RL steps (None if not logged)."""
-    tails = [r.get("train", {}).get(key, []) for r in runs]
-    tails = [t[-max(1, len(t) // 10):] for t in tails if t]
-    return float(np.mean([np.nanmean(t) for t in tails])) if tails else None
+def _tail_mean(runs: Sequence[Mapping[str, Any]], key: str, tail: float = 0.1) -> float | None:
+    """Mean over seeds of a training statistic over the last ``tail`` of the RL steps (None if not logged)."""
+    tails = [[v for v in r.get("train", {}).get(key, []) if np.isfinite(v)] for r in runs]  # NaN: not logged
+    tails = [t[-max(1, int(len(t) * tail)):] for t in tails if t]
+    return float(np.mean([np.mean(t) for t in tails])) if tails else None
 
 
 def _probe_means(probes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -112,11 +143,14 @@ def _reach(row: Mapping[str, Any]) -> tuple[str, str]:
     return f"{np.mean(hit):.0f} ({len(hit)}/{n})", f"{np.mean(rollouts):.0f}"
 
 
-def _delta(row: Mapping[str, Any]) -> str:
-    v = row.get("vs_baseline")
+def _delta(row: Mapping[str, Any], base: str) -> str:
+    v = row.get("vs", {}).get(base)
     if v is None:
-        return "(reference)"
-    return f"{v['mean_diff']:+.3f}{v['mark']} (p={max(v['p_ttest'], v['p_fisher']):.3g}, n={v['n']})"
+        return "(reference)" if base == row.get("_base_of") else ""
+    if v["p"] is None:
+        return f"{v['mean_diff']:+.3f}"
+    mark = ("▲" if v["mean_diff"] > 0 else "▼") if v["p"] < ALPHA else ""
+    return f"{v['mean_diff']:+.3f}{mark} (p={v['p']:.2g})"
 
 
 def _f(x: float | None, fmt: str = ".3f") -> str:
@@ -126,56 +160,89 @@ def _f(x: float | None, fmt: str = ".3f") -> str:
 def markdown(summary: Mapping[str, Any], setting: Mapping[str, Any], meta: Mapping[str, Any],
              signals: Mapping[str, Any], references: Mapping[str, Mapping[str, float]] | None = None) -> str:
     """The testbed's Markdown page: caption with the setting, results, signal quality, credit diagnostics."""
-    lines = ["# Credit-assignment testbed", "", _caption(setting, meta, "rec-r1 +25 SFT" in summary), "", *_results(summary, setting, references),
-             "", "![validation NDCG@5 curves](credit-testbed.png)", "", *_signal_table(signals), "",
-             *_diagnostics(summary), "", _footer(meta), ""]
+    lines = ["# Credit-assignment testbed", "", _caption(setting, meta), "", *_results(summary, setting, references),
+             "", *_power(summary), "", "![validation NDCG@5 curves](credit-testbed.png)", "",
+             *_signal_table(signals), "", *_calibration(signals), "", *_diagnostics(summary), "", _footer(meta), ""]
     return "\n".join(lines)
 
 
-def _caption(setting: Mapping[str, Any], meta: Mapping[str, Any], warmup_row: bool) -> str:
+def _caption(setting: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     task, s = setting["task"], setting
     rollouts = s["steps"] * s["prompts_per_step"] * s["group_size"]
     name = "the quick setting (`--quick`)" if "--quick" in meta["command"] else "the full setting"
-    sft = ("and 25 steps *in addition* to the RL budget in `rec-r1 +25 SFT`" if warmup_row else
-           "(the `rec-r1 +25 SFT` row with the warm-up on top of the budget is in the full setting only)")
+    rare = ("red", "blue", "green", "gold")[task.get("rare_topic", 3)]
     return (f"Setting, {name}: tiny LLaMA built from a config ({meta['n_params']:,} parameters: hidden {s['hidden']}, "
             f"{s['layers']} layers, BPE vocabulary {meta['vocab']}), synthetic slate task (K = {task['k']}, "
             f"{task['n_train']} training users; gain = {task['grade_weight']} x (grade - 1) / 4 + "
             f"{task['topic_weight']} x history topic share + idiosyncrasy), observed-label density "
-            f"{meta['density']:.1%} with idiosyncrasy sd {task['noise']} x (0.5, 1, 1.5, 2) by topic, the rest "
-            f"imputed by the critic (or KNN); G = {s['group_size']}, {s['prompts_per_step']} prompts/step, "
+            f"{meta['density']:.1%} (topic {rare!r}, the noisiest, observed {task.get('rare_factor', 1):g}x as often as "
+            f"the others) with idiosyncrasy sd {task['noise']} x (0.5, 1, 1.5, 2) by topic, the rest imputed by "
+            f"the critic ensemble (or KNN); G = {s['group_size']}, {s['prompts_per_step']} prompts/step, "
             f"{s['steps']} RL steps ({rollouts} rollouts) for every method, lr {s['lr']:g}, KL {s['kl_coef']:g}, "
-            f"entropy {s['entropy_coef']:g}, constrained decoding; {len(s['seed_list'])} seeds; validation NDCG@5 "
-            f"on {s['eval_instances']} instances every {s['eval_every']} steps, test NDCG@5 on "
-            f"{s['test_instances']} instances. Rec-R1's SFT warm-up is 0 in the `rec-r1` row (pure "
-            f"sequence-level GRPO, the credit comparison) {sft}. Reference rows: untrained rankers "
-            f"(`credit_task.reference_scores`). Mean ± sd over seeds; Δ: paired over seeds x test instances "
-            f"(▲/▼: t-test and Fisher randomization both p < 0.05).")
+            f"entropy {s['entropy_coef']:g}, constrained decoding scored under the constrained distribution, "
+            f"training reward NDCG@10 (the whole slate) unless the row says @5; {len(s['seed_list'])} seeds; "
+            f"validation NDCG@5 on {s['eval_instances']} instances every {s['eval_every']} steps, test NDCG@5 on "
+            f"{s['test_instances']} instances. Rec-R1 from the random start does its {s.get('sft_steps', 25)} SFT "
+            f"warm-up steps first (on top of the RL budget, as in the paper); rows marked (SFT start) all continue "
+            f"from one shared SFT checkpoint per seed ({s.get('sft_steps', 25)} SFT steps), Rec-R1 included. "
+            f"Reference rows: untrained rankers (`credit_task.reference_scores`). Mean ± sd over seeds; Δ: "
+            f"difference of the per-seed test means against the named row of the same start, paired t-test over "
+            f"seeds (▲/▼: p < {ALPHA:g}).")
 
 
 def _results(summary: Mapping[str, Any], setting: Mapping[str, Any],
              references: Mapping[str, Mapping[str, float]] | None) -> list[str]:
     thr = setting["threshold"]
-    lines = [(f"| method | NDCG@5 start | NDCG@5 end (valid) | test NDCG@5 | Δ test vs rec-r1 | steps to {thr:g} | "
-              f"rollouts to {thr:g} |"), "|---|---:|---:|---:|---|---:|---:|"]
+    lines = [(f"| method | NDCG@5 start | NDCG@5 end (valid) | test NDCG@5 | Δ test vs rec-r1 | Δ test vs "
+              f"flexrec-rawcritic | steps to {thr:g} | rollouts to {thr:g} |"), "|---|---:|---:|---:|---|---|---:|---:|"]
     for label, row in summary.items():
         steps, rollouts = _reach(row)
-        lines.append(f"| {label} | {_pm(row['start'])} | {_pm(row['end'])} | {_pm(row['test'])} | {_delta(row)} | "
-                     f"{steps} | {rollouts} |")
+        cells = [_delta({**row, "_base_of": b if label == b + _suffix(label) else None}, b) for b in BASELINES]
+        lines.append(f"| {label} | {_pm(row['start'])} | {_pm(row['end'])} | {_pm(row['test'])} | {cells[0]} | "
+                     f"{cells[1]} | {steps} | {rollouts} |")
     for name, ref in (references or {}).get("valid", {}).items():
         test = references.get("test", {}).get(name)
-        lines.append(f"| *{name} (reference, no training)* | | {ref:.3f} | {_f(test)} | | | |")
+        lines.append(f"| *{name} (reference, no training)* | | {ref:.3f} | {_f(test)} | | | | |")
     return lines
+
+
+def _power(summary: Mapping[str, Any]) -> list[str]:
+    """What the design can detect: the MDE of each seed-level comparison (median over rows)."""
+    mdes = {b: [v["vs"][b]["mde"] for v in summary.values() if v.get("vs", {}).get(b, {}).get("mde") is not None]
+            for b in BASELINES}
+    seeds = max((len(v["seeds"]) for v in summary.values()), default=0)
+    parts = [f"vs {b}: median {np.median(m):.3f} (range {min(m):.3f}-{max(m):.3f})" for b, m in mdes.items() if m]
+    if not parts:
+        return []
+    return [f"**What this design can detect.** With {seeds} seeds per row, the smallest difference in test NDCG@5 "
+            f"a paired t-test over seeds detects with {POWER:.0%} power at alpha {ALPHA:g} is "
+            + "; ".join(parts) + ". Differences below that are not claimed."]
 
 
 def _signal_table(signals: Mapping[str, Any]) -> list[str]:
     lines = ["## Training gains by signal", "",
              ("Over the training slate items whose gain is not observed (what the imputation decides); "
               "`NDCG@5 by signal` ranks each training instance by its training gains and scores it with the true "
-              "gains (the ceiling of a policy that follows the signal perfectly)."), "",
+              "gains (the ceiling of a policy that follows the signal perfectly). `observed+critic` is the deep "
+              "ensemble the runs use, `single critic` its first member alone."), "",
              "| signal | RMSE | Pearson | NDCG@5 by signal | Pearson(var, sq. error) |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {name} | {_f(s['rmse'])} | {_f(s['pearson'])} | {_f(s['ndcg5'])} | {_f(s.get('var_corr'))} |"
               for name, s in signals.items()]
+    return lines
+
+
+def _calibration(signals: Mapping[str, Any]) -> list[str]:
+    """Binned predicted variance vs squared error of each signal that has a variance."""
+    rows = [(name, s["calibration"]) for name, s in signals.items() if s.get("calibration")]
+    if not rows:
+        return []
+    lines = ["## Calibration of the predicted variance", "",
+             ("Unobserved training pairs in five bins of predicted variance (equal counts, lowest first): mean "
+              "predicted variance / mean squared error of the imputed gain. Calibrated: the two agree in every "
+              "bin."), "", "| signal | " + " | ".join(f"bin {i + 1}" for i in range(len(rows[0][1]))) + " |",
+             "|---|" + "---:|" * len(rows[0][1])]
+    lines += [f"| {name} | " + " | ".join(f"{b['pred_var']:.3f} / {b['sq_err']:.3f}" for b in bins) + " |"
+              for name, bins in rows]
     return lines
 
 
@@ -186,17 +253,19 @@ def _diagnostics(summary: Mapping[str, Any]) -> list[str]:
               "the mean true gain of the items still unranked), their correlation, mean |advantage| of item "
               "tokens and of other tokens, the policy-gradient norm of each token class alone, the within-group "
               "sd of the uncertainty weights and the mean |net advantage| of a group (its token-mean advantage: "
-              "0 for plain group-normalised advantages, non-zero once rollouts are weighted); KL to the reference "
-              "and the full-vocabulary entropy over the last tenth of the steps. PPO rows: advantages come from "
-              "GAE inside the loop (not probed)."), "",
+              "0 for group-normalised advantages, with or without the weighted baseline); KL to the reference "
+              "and the entropy of the constrained distribution over the last tenth of the steps; the share of a "
+              "group's reward variance that observed labels explain (the rest comes from imputed gains), over "
+              "all RL steps. PPO rows: advantages come from GAE inside the loop (not probed)."), "",
              ("| method | sign agreement | corr(A, q) | mean abs A item | mean abs A other | grad item | grad other | "
-              "weight sd | abs net A | KL end | entropy end |"), "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "weight sd | abs net A | KL end | entropy end | observed share |"),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, row in summary.items():
         p = row["probe"]
         lines.append(f"| {label} | {_f(p['sign_agreement'])} | {_f(p['corr_adv_quality'])} | {_f(p['adv_item_abs'])} "
                      f"| {_f(p['adv_other_abs'])} | {_f(p['grad_item'], '.3g')} | {_f(p['grad_other'], '.3g')} | "
                      f"{_f(p['weight_spread'])} | {_f(p['net_adv_abs'])} | {_f(row['kl_end'])} | "
-                     f"{_f(row['entropy_end'], '.2f')} |")
+                     f"{_f(row['entropy_end'], '.2f')} | {_f(row.get('observed_share'), '.2f')} |")
     return lines
 
 

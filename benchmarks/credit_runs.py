@@ -24,7 +24,9 @@ calls ``sampler.sample`` and gets the same rollouts back) and records, per RL st
 * at a few steps, the norm of the policy-gradient of each token class alone,
   ``|| d/dtheta sum_t m_t A_t log pi(a_t) / N ||`` with ``m`` the class mask and
   ``N`` the step's token count (the loop's token-mean), taken with
-  ``torch.autograd.grad`` so the trainer's gradients are untouched.
+  ``torch.autograd.grad`` so the trainer's gradients are untouched; ``log pi``
+  is the trainer's, under the constrained sampling distribution, so forced
+  tokens (brackets, EOS, the last label) contribute exactly 0.
 
 PPO methods get their advantages from GAE inside the loop, after sampling, so
 the probe reports no advantage figures for them.
@@ -56,6 +58,14 @@ class Job:
     tokenizer_dir: str
     critic_dir: str
     out_dir: str
+    start_state: str | None = None  # a policy state dict to start from (the shared SFT start)
+    reward_cutoff: int | None = 10
+    save_state: bool = False  # write <out_dir>/policy-state.pt at the end (the job that makes the SFT start)
+
+    @property
+    def sft_only(self) -> bool:
+        """The job that trains the shared SFT start (``sft_steps`` supervised steps, no RL)."""
+        return self.method == "sft"
 
 
 @dataclass
@@ -153,7 +163,8 @@ class CreditProbe:
         from flexbench.train.optim.forward import pack, score_completions
 
         pad = self.tokenizer.pad_token_id
-        batch = pack([r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts], pad)
+        supports = [r.support for r in rollouts] if rollouts[0].support is not None else None
+        batch = pack([r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts], pad, supports)
         width = batch.completion.shape[1]
         adv = torch.zeros(len(rollouts), width)
         item = torch.zeros(len(rollouts), width)
@@ -207,9 +218,12 @@ def run_job(job: Job) -> dict[str, Any]:
     shared, s = _shared(job), job.setting
     need = get_need("interest")
     model = tiny_model(shared.tokenizer, hidden=s["hidden"], layers=s["layers"], seed=job.seed)
+    if job.start_state:
+        model.load_state_dict(torch.load(job.start_state, map_location="cpu", weights_only=True))
     reference = copy.deepcopy(model).eval() if s["kl_coef"] > 0 else None
     p, g = s["prompts_per_step"], s["group_size"]
-    cfg = TrainConfig(model="credit-tiny", steps=s["steps"], prompts_per_step=p, group_size=g, lr=s["lr"],
+    cfg = TrainConfig(model="credit-tiny", steps=s["sft_steps"] if job.sft_only else s["steps"],
+                      prompts_per_step=p, group_size=g, lr=s["lr"], reward_cutoff=job.reward_cutoff,
                       constrained=True, max_new_tokens=2 * s["k"] + 2, kl_coef=s["kl_coef"],
                       entropy_coef=s["entropy_coef"], micro_batch_size=p * g, eval_every=s["eval_every"],
                       save_every=10**9, sft_warmup_steps=job.warmup, sft_lr=s["lr"], sft_batch_size=p,
@@ -228,13 +242,15 @@ def run_job(job: Job) -> dict[str, Any]:
                         [job.warmup + x for x in (0, s["steps"] // 2, s["steps"] - 1)])
     trainer.sampler = probe
     trainer.train(resume=False)
+    if job.save_state:
+        torch.save(model.state_dict(), out / "policy-state.pt")
     # steps counted from the start of RL: an SFT warm-up's validations sit at negative steps
     curve = [(int(r["step"]) - job.warmup, float(r["ndcg@5"])) for r in read_metrics(out / METRICS_FILE, "valid")]
     train = read_metrics(out / METRICS_FILE, "train")
     return {"label": job.label, "seed": job.seed, "curve": curve,
             "test": _test_scores(model, shared, cfg.max_new_tokens, s["test_instances"]),
             "train": {k: [float(r.get(k, np.nan)) for r in train if r.get("phase") == "rl"]
-                      for k in ("reward_mean", "ndcg_mean", "entropy", "kl", "grad_norm")},
+                      for k in ("reward_mean", "ndcg_mean", "entropy", "kl", "grad_norm", "reward_var_observed")},
             "probe": probe.summary(), "wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
 
 

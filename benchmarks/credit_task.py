@@ -31,10 +31,15 @@ and copy it), which a two-layer model at this size had not learned after 300
 supervised steps (measured); that would test the architecture, not the credit.
 
 Observed labels (what training sees): for a training user each slate item is
-observed with probability ``observed``, with its value ``v`` (the label itself,
-as KuaiRec's observed watch ratios are). These rows and the history rows
-(engagement: the readable part of ``v`` plus ``N(0, 0.1^2)``) are the ``train``
-interactions: the critic (:mod:`flexbench.train.signal.critic`) and the KNN
+observed with a probability that depends on its topic, with its value ``v`` (the
+label itself, as KuaiRec's observed watch ratios are): ``observed`` on average
+(5 %), but the *rare topic* (``rare_topic``, the noisiest one) is observed
+``rare_factor`` times as often as the others, so the imputation has to
+extrapolate there, where its error is largest. These rows and the history rows
+(engagement: ``v`` of the history item with the *same* topic-dependent
+idiosyncrasy as a label, so a critic fitted on them learns the label noise, not
+a smaller one) are the ``train`` interactions: the critic
+(:mod:`flexbench.train.signal.critic`, or a deep ensemble of them) and the KNN
 imputers learn from them and impute the other slate items. Validation and test
 labels are ``v`` of their users, drawn the same way.
 
@@ -71,7 +76,9 @@ class TaskConfig:
     history_on_topic: float = 1.0
     topic_weight: float = 3.0
     grade_weight: float = 0.5
-    observed: float = 0.15
+    observed: float = 0.05
+    rare_topic: int = 3
+    rare_factor: float = 0.2
     noise: float = 0.5
     seed: int = 0
 
@@ -80,12 +87,29 @@ class TaskConfig:
             raise ValueError(f"k={self.k}: the slate has two items per topic and one-digit labels (4, 6 or 8)")
         if not 0 < self.observed <= 1 or self.noise < 0:
             raise ValueError("observed must be in (0, 1] and noise >= 0")
+        if not 0 <= self.rare_topic < len(TOPICS) or not 0 < self.rare_factor <= 1:
+            raise ValueError(f"rare_topic must index {TOPICS} and rare_factor be in (0, 1]")
+        if observation_probs(self).max() > 1:
+            raise ValueError("observed is too large for rare_factor: a topic's probability exceeds 1")
         if self.n_items < len(TOPICS) or self.history_len < 1:
             raise ValueError("n_items must cover every topic and history_len must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
         return asdict(self)
+
+
+def observation_probs(cfg: TaskConfig) -> np.ndarray:
+    """Per topic, the probability that a training user's slate item of that topic is observed.
+
+    ``c`` for every topic but the rare one, ``c * rare_factor`` for it, with ``c``
+    chosen so that the mean over topics is ``observed``.
+    """
+    n = len(TOPICS)
+    c = cfg.observed * n / (n - 1 + cfg.rare_factor)
+    probs = np.full(n, c)
+    probs[cfg.rare_topic] = c * cfg.rare_factor
+    return probs
 
 
 def item_text(topic: int, grade: int) -> str:
@@ -135,7 +159,8 @@ def write_task(root: Path, cfg: TaskConfig) -> Any:
             return cfg.grade_weight * (grade[items] - 1) / 4.0 + cfg.topic_weight * share[topic[items]]
 
         t0 = 1_700_000_000 + 3_600 * u
-        eng = np.clip(v(np.asarray(hist)) + 0.1 * rng.normal(size=len(hist)), 0, None)
+        hist_sd = cfg.noise * np.asarray(NOISE_SCALE)[topic[hist]]
+        eng = np.clip(v(np.asarray(hist)) + hist_sd * rng.normal(size=len(hist)), 0, None)
         history = tuple(HistoryItem(ids[j], texts[j], float(e), t0 + 60 * n, (TOPICS[topic[j]],))
                         for n, (j, e) in enumerate(zip(hist, eng, strict=True)))
         user = f"u{u:04d}"
@@ -143,7 +168,7 @@ def write_task(root: Path, cfg: TaskConfig) -> Any:
         sd = cfg.noise * np.asarray(NOISE_SCALE)[topic[slate]]
         gains = np.clip(v(slate) + sd * rng.normal(size=cfg.k), 0, None)
         if split is Split.TRAIN:
-            seen = rng.random(cfg.k) < cfg.observed
+            seen = rng.random(cfg.k) < observation_probs(cfg)[topic[slate]]
             stamp = t0 + 60 * (cfg.history_len + 1)
             rows += [(user, ids[j], float(gains[n]), stamp + n, split.value) for n, j in enumerate(slate) if seen[n]]
         cand_ids = tuple(ids[j] for j in slate)

@@ -101,6 +101,23 @@ def _result(label: str, seed: int, curve: list, test: dict) -> dict:
     return {"label": label, "seed": seed, "curve": curve, "test": test, "probe": probe, "wall_s": 1.0, "cpu_s": 1.0}
 
 
+def test_seed_test_is_paired_over_seeds_with_its_detectable_effect(bench) -> None:  # type: ignore[no-untyped-def]
+    from scipy import stats
+
+    a, b = [0.61, 0.58, 0.64, 0.60, 0.63], [0.55, 0.57, 0.59, 0.52, 0.60]
+    t = bench.report.seed_test(a, b)
+    assert t["n"] == 5 and t["p"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    d = np.subtract(a, b)
+    want = (stats.t.ppf(0.975, 4) + stats.t.ppf(0.8, 4)) * d.std(ddof=1) / np.sqrt(5)
+    assert t["mde"] == pytest.approx(want) and t["test"] == "paired t over 5 seeds"
+
+
+def test_rare_topic_is_observed_less_and_history_rows_carry_label_noise(bench) -> None:  # type: ignore[no-untyped-def]
+    cfg = bench.task.TaskConfig()
+    probs = bench.task.observation_probs(cfg)
+    assert probs.mean() == pytest.approx(cfg.observed) and probs[cfg.rare_topic] == pytest.approx(probs[0] * 0.2)
+
+
 def test_report_aggregates_tests_and_renders(bench, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     setting = {"prompts_per_step": 2, "group_size": 4, "threshold": 0.6}
     results = []
@@ -113,8 +130,9 @@ def test_report_aggregates_tests_and_renders(bench, tmp_path: Path) -> None:  # 
     flex = summary["flexrec"]
     assert flex["start"] == [0.5, 0.5] and flex["end"] == pytest.approx([0.7, 0.8])
     assert flex["steps_to_threshold"] == [5, 5] and flex["rollouts_to_threshold"] == [40, 40]
-    assert flex["vs_baseline"]["n"] == 60 and flex["vs_baseline"]["mean_diff"] == pytest.approx(0.2)
-    assert flex["vs_baseline"]["mark"] == "▲" and "vs_baseline" not in summary["rec-r1"]
+    vs = flex["vs"]["rec-r1"]  # seed level: one number per training run
+    assert vs["n"] == 2 and vs["mean_diff"] == pytest.approx(0.2) and vs["p"] < 0.05
+    assert summary["rec-r1"]["vs"] == {}
     assert summary["rec-r1"]["steps_to_threshold"] == [None, None]
     assert flex["curve"]["steps"] == [0, 5] and flex["curve"]["mean"] == pytest.approx([0.5, 0.75])
     assert bench.report.steps_to([(-5, 0.9), (0, 0.1), (3, 0.65)], 0.6) == 3  # warm-up points do not count

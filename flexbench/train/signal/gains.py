@@ -105,9 +105,9 @@ class CriticImputer:
     """Critic mean and variance given the instance's history (variance 0 without ``with_variance``)."""
 
     def __init__(self, critic_path: Path, with_variance: bool = True) -> None:
-        from flexbench.train.signal.critic import load_critic
+        from flexbench.train.signal.ensemble import load_critic_any
 
-        self.critic = load_critic(critic_path)
+        self.critic = load_critic_any(critic_path)  # one critic, or a deep ensemble of them
         self.with_variance = with_variance
 
     def estimate(self, instance: Instance, item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
