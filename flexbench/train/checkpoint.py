@@ -6,7 +6,20 @@ full-parameter training, the adapters under LoRA), the value head, the
 optimizer and scheduler states, the Python/NumPy/torch RNG states, the step
 count and the data-order position. It is written to a temporary directory and
 renamed into place, so an interruption during saving leaves the previous
-checkpoint intact.
+checkpoint intact, when the disk holds two checkpoints. When it does not
+(:func:`room_for_two`: free space below the new checkpoint's size plus 5 %,
+e.g. a 37 GB state of a 3 B model on a 60 GB disk) the previous one is removed
+*before* the new one is written, with a line on stderr, so the disk never has
+to hold two full copies; ``FLEXBENCH_CKPT_KEEP_PREVIOUS=1`` / ``0`` forces either.
+
+Sharded runs (FSDP2) have a second layout, written by the collective
+:func:`save_training_state`: every rank writes its own shards of the model and
+optimizer with ``torch.distributed.checkpoint`` (``checkpoint/dcp/``; no full
+state gathered on rank 0, no rank reading the whole file on resume, and it
+resumes on another number of processes), and ``state.pt`` holds only the step,
+position, scheduler, RNG and value head, with ``"format": "dcp"``.
+:func:`load_checkpoint` reads both layouts; the directory must be on a
+filesystem every node sees (multi-node runs).
 
 ``<out>/policy/`` is the final model in ``save_pretrained`` layout (LoRA
 adapters merged), with its tokenizer: what
@@ -15,8 +28,10 @@ adapters merged), with its tokenizer: what
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +42,8 @@ import torch
 CHECKPOINT = "checkpoint"
 POLICY = "policy"
 STATE_FILE = "state.pt"
+DCP_DIR = "dcp"
+DISK_MARGIN = 1.05
 
 
 @dataclass(frozen=True)
@@ -60,25 +77,51 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(out_dir: Path, progress: Progress, *, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, scheduler: Any,
-                    value_head: torch.nn.Module | None = None, states: dict[str, Any] | None = None) -> Path:
-    """Write ``<out>/checkpoint/state.pt`` atomically and return the directory.
+def state_bytes(obj: Any) -> int:
+    """Bytes of the tensors inside a (nested) checkpoint state (this rank's shard of a DTensor)."""
+    if isinstance(obj, torch.Tensor):
+        obj = obj.to_local() if hasattr(obj, "to_local") else obj
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(state_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(state_bytes(v) for v in obj)
+    return 0
 
-    ``states`` replaces the model, value-head and optimizer entries (a sharded
-    run passes :func:`flexbench.train.distributed.sharded_training_state`).
+
+def room_for_two(out_dir: Path, new_bytes: int) -> bool:
+    """Whether the previous checkpoint may stay while the new one (``new_bytes``) is written.
+
+    ``FLEXBENCH_CKPT_KEEP_PREVIOUS`` = 1 / 0 forces it; otherwise the free space
+    of ``out_dir``'s filesystem must exceed ``new_bytes`` plus 5 %.
     """
-    final = Path(out_dir) / CHECKPOINT
-    tmp = Path(out_dir) / f".{CHECKPOINT}.tmp"
+    forced = os.environ.get("FLEXBENCH_CKPT_KEEP_PREVIOUS", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return shutil.disk_usage(out_dir).free > DISK_MARGIN * new_bytes
+
+
+def _prepare_swap(out_dir: Path, new_bytes: int) -> Path:
+    """Clear the temporaries and return a fresh ``.checkpoint.tmp`` to write into.
+
+    The previous checkpoint stays until :func:`_finish_swap` unless
+    :func:`room_for_two` says the disk cannot hold both; then it is removed now (and said so).
+    """
+    final, tmp = out_dir / CHECKPOINT, out_dir / f".{CHECKPOINT}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(out_dir / f".{CHECKPOINT}.old", ignore_errors=True)
+    if final.exists() and not room_for_two(out_dir, new_bytes):
+        print(f"[flexbench] checkpoint: {new_bytes / 2**30:.1f} GiB to write and no room for two copies on "
+              f"{out_dir}: the previous checkpoint is removed first (an interruption now loses it)",
+              file=sys.stderr, flush=True)
+        shutil.rmtree(final)
     tmp.mkdir(parents=True)
-    parts = states if states is not None else {
-        "model": trainable_state(model), "optimizer": optimizer.state_dict(),
-        "value_head": value_head.state_dict() if value_head is not None else None}
-    torch.save({"step": progress.step, "position": progress.position, **parts,
-                "scheduler": scheduler.state_dict(), "rng": rng_state()}, tmp / STATE_FILE)
-    old = Path(out_dir) / f".{CHECKPOINT}.old"
-    shutil.rmtree(old, ignore_errors=True)
+    return tmp
+
+
+def _finish_swap(out_dir: Path) -> Path:
+    """Rename the written ``.checkpoint.tmp`` into place (the previous one via ``.checkpoint.old``)."""
+    final, tmp, old = out_dir / CHECKPOINT, out_dir / f".{CHECKPOINT}.tmp", out_dir / f".{CHECKPOINT}.old"
     if final.exists():
         final.rename(old)
     tmp.rename(final)
@@ -86,21 +129,92 @@ def save_checkpoint(out_dir: Path, progress: Progress, *, model: torch.nn.Module
     return final
 
 
+def save_checkpoint(out_dir: Path, progress: Progress, *, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, scheduler: Any,
+                    value_head: torch.nn.Module | None = None, states: dict[str, Any] | None = None) -> Path:
+    """Write ``<out>/checkpoint/state.pt`` atomically (module docstring) and return the directory.
+
+    ``states`` replaces the model, value-head and optimizer entries (a sharded
+    run passes :func:`flexbench.train.distributed.sharded_training_state`).
+    """
+    parts = states if states is not None else {
+        "model": trainable_state(model), "optimizer": optimizer.state_dict(),
+        "value_head": value_head.state_dict() if value_head is not None else None}
+    state = {"step": progress.step, "position": progress.position, **parts,
+             "scheduler": scheduler.state_dict(), "rng": rng_state()}
+    out_dir = Path(out_dir)
+    torch.save(state, _prepare_swap(out_dir, state_bytes(state)) / STATE_FILE)
+    return _finish_swap(out_dir)
+
+
+def save_training_state(out_dir: Path, progress: Progress, *, model: torch.nn.Module, optimizer: Any,
+                        scheduler: Any, accelerator: Any, value_head: torch.nn.Module | None = None) -> Path:
+    """The resumable checkpoint of any run; a collective (every process calls it).
+
+    Unsharded: the main process writes ``state.pt`` (:func:`save_checkpoint`).
+    Sharded (FSDP2): every rank writes its shards (``torch.distributed.checkpoint``)
+    and rank 0 the small ``state.pt`` (module docstring). Returns the directory
+    once every process is done.
+    """
+    from flexbench.train.distributed import is_sharded
+
+    out_dir = Path(out_dir)
+    if not is_sharded(model):
+        if accelerator.is_main_process:
+            save_checkpoint(out_dir, progress, model=accelerator.unwrap_model(model), optimizer=optimizer,
+                            scheduler=scheduler, value_head=value_head)
+        accelerator.wait_for_everyone()
+        return out_dir / CHECKPOINT
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+
+    from flexbench.train.distributed import sharded_state, world_bytes
+
+    shards = sharded_state(model, value_head, optimizer)
+    total = world_bytes(state_bytes(shards))
+    tmp = out_dir / f".{CHECKPOINT}.tmp"
+    if accelerator.is_main_process:  # rank 0 prepares the directories; the others wait
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _prepare_swap(out_dir, total)
+    dist.barrier()
+    dcp.save(shards, checkpoint_id=str(tmp / DCP_DIR))
+    if accelerator.is_main_process:
+        torch.save({"step": progress.step, "position": progress.position, "format": DCP_DIR, "sharded": True,
+                    "value_head": value_head.state_dict() if value_head is not None else None,
+                    "scheduler": scheduler.state_dict(), "rng": rng_state()}, tmp / STATE_FILE)
+        _finish_swap(out_dir)
+    dist.barrier()
+    return out_dir / CHECKPOINT
+
+
+def _checkpoint_path(out_dir: Path) -> Path | None:
+    path = Path(out_dir) / CHECKPOINT / STATE_FILE
+    if path.exists():
+        return path
+    old = Path(out_dir) / f".{CHECKPOINT}.old" / STATE_FILE  # interrupted between the renames
+    return old if old.exists() else None
+
+
 def load_checkpoint(out_dir: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: Any, value_head: torch.nn.Module | None = None,
                     restore: Any = None) -> Progress | None:
-    """Restore the state saved by :func:`save_checkpoint`; ``None`` when there is none.
+    """Restore the state saved by :func:`save_checkpoint` or :func:`save_training_state`; ``None`` when none.
 
     ``restore(state)`` replaces the loading of the model, value head and optimizer
-    (a sharded run passes :func:`flexbench.train.distributed.restore_sharded_training_state`).
+    of a full-state sharded checkpoint (:func:`flexbench.train.distributed.restore_sharded_training_state`).
+    A ``dcp`` checkpoint is read shard by shard on every rank (a collective).
     """
-    path = Path(out_dir) / CHECKPOINT / STATE_FILE
-    if not path.exists():
-        old = Path(out_dir) / f".{CHECKPOINT}.old" / STATE_FILE  # interrupted between the renames
-        if not old.exists():
-            return None
-        path = old
+    path = _checkpoint_path(out_dir)
+    if path is None:
+        return None
     state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("format") == DCP_DIR:
+        from flexbench.train.distributed import restore_sharded_state
+
+        restore_sharded_state(model, value_head, optimizer, str(path.parent / DCP_DIR))
+        if value_head is not None and state.get("value_head") is not None:
+            value_head.load_state_dict(state["value_head"])
+        restore = lambda _state: None  # noqa: E731 - model and optimizer are loaded
     if restore is not None:
         restore(state)
         scheduler.load_state_dict(state["scheduler"])

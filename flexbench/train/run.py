@@ -26,7 +26,9 @@ Single-need training passes one need; joint training (``--needs all``) passes
 every need of the dataset and draws a need per prompt. Testing a policy
 trained on one need on the others is evaluation only (``flexbench eval METHOD
 --need N --set train_need=interest``). ``run.json`` in the output directory
-records ``{"method", "dataset", "needs", "label", "model", "joint", "gain_signal", "config"}``.
+records ``{"method", "dataset", "needs", "label", "model", "joint", "gain_signal", "config", "versions"}``
+(``versions``: Python, torch, CUDA, NCCL, transformers, accelerate, peft, vLLM, checked at start-up by
+:func:`flexbench.train.versions.check_runtime`, which refuses too-old releases).
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def train_policy(request: TrainRequest) -> Path:
     method = get_method(str(request.options.get("method", request.method)))
     cfg = build_config(method, request)
     acc = make_accelerator(cfg)
+    runtime = _check_versions(acc)
     check_before_training(cfg, method, acc)  # the memory plan, before anything loads
     dataset = open_dataset(_train_dataset_name(request.dataset, method))
     needs = [get_need(n) for n in request.needs]
@@ -95,7 +98,7 @@ def train_policy(request: TrainRequest) -> Path:
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         joint = len(needs) > 1 and set(request.needs) == set(DATASET_NEEDS.get(dataset.dataset, ()))
-        _write_run(out, method, request, cfg, joint, signal)
+        _write_run(out, method, request, cfg, joint, signal, versions=runtime["versions"])
     backend, sync = make_backend(cfg, model, tokenizer)
     trainer = PolicyTrainer(cfg, method, model, tokenizer, tasks, out, backend=backend, sync=sync,
                             reference=_reference(cfg, method, model, str(acc.device)),
@@ -221,10 +224,21 @@ def _validator(dataset: Any, needs: list[Any], tokenizer: Any, cfg: TrainConfig)
                            constrained=cfg.constrained, seed=cfg.seed, prompt_options=cfg.prompt_options)
 
 
+def _check_versions(acc: Any) -> dict[str, Any]:
+    """Refuse too-old libraries (:mod:`flexbench.train.versions`); print the versions in use once."""
+    from flexbench.train.rollout.engines import announce
+    from flexbench.train.versions import check_runtime, version_line
+
+    runtime = check_runtime(vllm=False)  # the vLLM engine reports its own version and weight route
+    if acc.is_main_process:
+        announce(f"versions: {version_line(runtime)}")
+    return runtime
+
+
 def _write_run(out: Path, method: MethodSpec, request: TrainRequest, cfg: TrainConfig, joint: bool,
-               signal: GainSignal) -> None:
+               signal: GainSignal, versions: dict[str, Any] | None = None) -> None:
     run = {"method": method.name, "label": method.label, "dataset": request.dataset,
-           "gain_signal": signal.value,
+           "gain_signal": signal.value, **({"versions": versions} if versions is not None else {}),
            "needs": list(request.needs), "joint": joint, "train_need": "all" if joint else "+".join(request.needs),
            "model": cfg.model, "config": cfg.to_dict()}
     (out / RUN_FILE).write_text(json.dumps(run, indent=2, sort_keys=True))

@@ -5,6 +5,20 @@ tokens, so none are added unless the tokenizer has no chat template), left-padde
 in batches of ``batch_size``, and passed to ``model.generate``. Greedy when
 ``temperature == 0``; otherwise multinomial sampling with temperature and top-p
 (top-k off), seeded with ``params.seed + index of the batch's first prompt``.
+
+Every call builds a fresh :class:`transformers.GenerationConfig` from ``params``
+alone (:func:`fresh_generation_config`) and swaps it in as the model's own for
+the duration of the call (:func:`own_generation_config`): a checkpoint's
+``generation_config.json`` (Qwen2.5-Instruct ships ``repetition_penalty`` 1.05,
+``top_k`` 20, ``top_p`` 0.8) would otherwise fill every field the call leaves
+unset, so training rollouts would come from a penalised, truncated
+distribution the trainer never scores (silently off-policy) and greedy
+evaluation would differ from vLLM's greedy. transformers merges the model's
+config into a passed one (``update(defaults_only=True)`` in v5, values equal to
+the global defaults in v4), so passing a fresh config is not enough; the swap
+is. TRL's ``GRPOTrainer`` likewise builds its own ``GenerationConfig``. Only
+the model's ``bos_token_id`` is kept; ``suppress_tokens`` (IDs the tokenizer
+cannot decode) must be given to the backend explicitly.
 Each output keeps its token IDs up to and including the first EOS (which the
 policy must learn to emit), and its text is
 :func:`~flexbench.llm.parsing.decode_with_offsets`'s decoding of them, so
@@ -17,7 +31,8 @@ With ``candidate_ids`` decoding is constrained to a permutation of the labels
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from flexbench.llm.backends.base import Generation, SamplingParams
@@ -30,13 +45,14 @@ class TransformersBackend:
     """:class:`~flexbench.llm.backends.base.GenerationBackend` over a loaded model and tokenizer."""
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 4, *, progress: bool = False,
-                 add_special_tokens: bool | None = None) -> None:
+                 add_special_tokens: bool | None = None, suppress_tokens: Sequence[int] = ()) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}; it must be >= 1")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.progress = progress
+        self.suppress_tokens = tuple(int(t) for t in suppress_tokens)  # never sampled (IDs the tokenizer lacks)
         self.add_special_tokens = (not getattr(tokenizer, "chat_template", None)
                                    if add_special_tokens is None else add_special_tokens)
         if tokenizer.padding_side != "left":
@@ -82,17 +98,14 @@ class TransformersBackend:
             proc = PermutationLogitsProcessor(self.tokenizer, candidate_ids, width, eos, n=params.n)
             processors.append(proc)
             max_new = max(max_new, proc.max_length())
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new, "num_return_sequences": params.n, "eos_token_id": eos,
-            "pad_token_id": self.tokenizer.pad_token_id, "logits_processor": processors,
-        }
-        if params.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
+        config = fresh_generation_config(params, max_new_tokens=max_new, eos_token_id=eos,
+                                         pad_token_id=self.tokenizer.pad_token_id,
+                                         bos_token_id=getattr(self.model.generation_config, "bos_token_id", None),
+                                         suppress_tokens=self.suppress_tokens)
+        if not params.greedy:
             torch.manual_seed(seed)
-            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
-        with torch.inference_mode():
-            seqs = self.model.generate(**enc, **kwargs)
+        with torch.inference_mode(), own_generation_config(self.model, config):
+            seqs = self.model.generate(**enc, generation_config=config, logits_processor=processors)
         rows = [self._to_generation(seq[width:].tolist(), set(eos)) for seq in seqs]
         return [rows[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
 
@@ -101,3 +114,50 @@ class TransformersBackend:
         kept = ids if stop is None else ids[: stop + 1]
         return Generation(text=decode_text(self.tokenizer, kept), token_ids=tuple(kept),
                           finish_reason="length" if stop is None else "stop")
+
+
+def fresh_generation_config(params: SamplingParams, *, max_new_tokens: int, eos_token_id: Sequence[int],
+                            pad_token_id: int | None, bos_token_id: int | None = None,
+                            suppress_tokens: Sequence[int] = ()) -> Any:
+    """A :class:`transformers.GenerationConfig` holding ``params`` and nothing else (module docstring).
+
+    Greedy: ``do_sample=False``. Sampling: ``temperature``, ``top_p``, ``top_k=0``
+    (off), as the trainer's and vLLM's distributions. Every other logits
+    transform is set to its neutral value explicitly (``repetition_penalty`` 1,
+    ``no_repeat_ngram_size`` 0, no ``min_p``/``typical_p``/cutoffs), so nothing
+    can be filled in from a checkpoint's ``generation_config.json``.
+    """
+    from transformers import GenerationConfig
+
+    sampling = ({"do_sample": False} if params.greedy else
+                {"do_sample": True, "temperature": float(params.temperature), "top_p": float(params.top_p),
+                 "top_k": 0})
+    return GenerationConfig(
+        max_new_tokens=int(max_new_tokens), num_return_sequences=int(params.n), num_beams=1,
+        eos_token_id=list(eos_token_id), pad_token_id=pad_token_id, bos_token_id=bos_token_id,
+        repetition_penalty=1.0, no_repeat_ngram_size=0, length_penalty=1.0, encoder_repetition_penalty=1.0,
+        typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0, min_new_tokens=0, use_cache=True,
+        suppress_tokens=list(suppress_tokens) or None, **sampling)
+
+
+@contextmanager
+def own_generation_config(model: Any, config: Any) -> Iterator[None]:
+    """Make ``config`` the generation config of every module of ``model`` that holds one, inside the block.
+
+    PEFT wrappers forward ``generation_config`` to the base model, so the swap is
+    made on the modules that own the attribute (``vars(module)``), and undone on exit.
+    """
+    owners = [m for m in _modules(model) if "generation_config" in vars(m)]
+    saved = [vars(m)["generation_config"] for m in owners]
+    for m in owners:
+        m.generation_config = config
+    try:
+        yield
+    finally:
+        for m, old in zip(owners, saved, strict=True):
+            m.generation_config = old
+
+
+def _modules(model: Any) -> list[Any]:
+    modules = getattr(model, "modules", None)
+    return list(modules()) if callable(modules) else [model]

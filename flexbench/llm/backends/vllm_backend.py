@@ -23,7 +23,17 @@ one message (slow for large models: keep the engine in-process).
   the trainer computes for the same token.
 * Sleep mode (``sleep_mode=True``: :meth:`sleep` / :meth:`wake_up`) frees the
   engine's accelerator memory during the update; vLLM offers it on CUDA, ROCm
-  and XPU only, and asking for it elsewhere is a :class:`FlexBenchError`.
+  and XPU only, and asking for it elsewhere is a :class:`FlexBenchError`. Before
+  every wake-up PyTorch's cached blocks are returned to the driver
+  (:func:`free_cached_memory`: ``gc.collect(); torch.cuda.empty_cache()``, as TRL
+  and verl do): the update's allocator cache (tens of GiB at the paper shape)
+  plus the engine's share would otherwise exceed the card. Sleep mode's
+  allocator cannot work with PyTorch's ``expandable_segments:True``
+  (``PYTORCH_CUDA_ALLOC_CONF``), so that combination is refused at start-up
+  (:func:`check_allocator_for_sleep`).
+* The weight route follows TRL on GPUs (the engine model's ``load_weights``)
+  and prefers the worker's ``reload_weights`` on vLLM's CPU build
+  (:func:`vllm_weight_route`).
 * With a ``tokenizer`` the prompts are sent as token IDs encoded exactly as
   :class:`~flexbench.llm.backends.transformers_backend.TransformersBackend` encodes
   them, and outputs are decoded with :func:`flexbench.llm.parsing.decode_text`, so
@@ -41,6 +51,7 @@ torch to one thread for serving and turns ``torch.set_num_threads`` into a no-op
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import os
@@ -57,6 +68,32 @@ MULTIPROCESSING_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
 SLEEP_PLATFORMS = ("cuda", "rocm", "xpu")
 DEFAULT_MEMORY = {"cpu": 0.3}  # share of RAM on vLLM's CPU backend (0.92 fails on a 23 GB machine)
 DEFAULT_GPU_MEMORY = 0.85      # an evaluation-only engine owns the GPU; training passes vllm_gpu_memory
+ALLOC_ENVS = ("PYTORCH_CUDA_ALLOC_CONF", "PYTORCH_ALLOC_CONF")
+
+
+def free_cached_memory() -> None:
+    """Return PyTorch's cached accelerator blocks to the driver: ``gc.collect(); torch.cuda.empty_cache()``.
+
+    Called before every vLLM wake-up (weights, then KV cache), as TRL's and
+    verl's colocated engines do: the update's freed activations stay in
+    PyTorch's caching allocator, invisible to vLLM's allocator, until emptied.
+    """
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def check_allocator_for_sleep(environ: Any = None) -> None:
+    """Refuse vLLM sleep mode under ``expandable_segments:True`` (vLLM's sleep allocator does not support it)."""
+    env = os.environ if environ is None else environ
+    for name in ALLOC_ENVS:
+        conf = str(env.get(name, "")).replace(" ", "").lower()
+        if "expandable_segments:true" in conf:
+            raise FlexBenchError(f"vLLM sleep mode (vllm_sleep) cannot run with {name}={env.get(name)!r}: vLLM's "
+                                 "sleep allocator does not support expandable segments; unset it (or set "
+                                 "expandable_segments:False), or --set vllm_sleep=false")
 
 
 @dataclass(frozen=True)
@@ -67,6 +104,24 @@ class WeightPush:
     bytes: int
     seconds: float
     route: str  # how the tensors reached the engine ("in-process reload_weights" ...)
+
+
+def vllm_weight_route(worker: Any, platform_name: str) -> str:
+    """How a weight push reaches an in-process vLLM worker: ``"load_weights"`` or ``"reload_weights"``.
+
+    GPUs: the model's ``load_weights`` (TRL's colocate route), else the worker's
+    ``reload_weights``. vLLM's CPU build: ``reload_weights`` first (it re-runs the
+    repacking of linear weights that a bare ``load_weights`` skips), else ``load_weights``.
+    """
+    model = getattr(getattr(worker, "model_runner", None), "model", None)
+    has_load = callable(getattr(model, "load_weights", None))
+    has_reload = callable(getattr(worker, "reload_weights", None))
+    order = ("reload_weights", "load_weights") if platform_name == "cpu" else ("load_weights", "reload_weights")
+    for route in order:
+        if (route == "load_weights" and has_load) or (route == "reload_weights" and has_reload):
+            return route
+    raise FlexBenchError("this vLLM worker has neither model.load_weights nor reload_weights: install a vLLM "
+                         "release >= 0.10 with the V1 engine (docs/GPU.md)")
 
 
 def vllm_installed() -> bool:
@@ -152,6 +207,8 @@ class VLLMBackend:
         if sleep_mode and self.platform not in SLEEP_PLATFORMS:
             raise FlexBenchError(f"vLLM sleep mode (vllm_sleep) needs a {'/'.join(SLEEP_PLATFORMS)} platform; "
                                  f"this engine runs on {self.platform!r}, where vLLM has none: set it off")
+        if sleep_mode:
+            check_allocator_for_sleep()
         engine_kwargs.setdefault("logprobs_mode", "raw_logprobs")
         if self.platform == "cpu":
             engine_kwargs.setdefault("enforce_eager", True)
@@ -159,7 +216,7 @@ class VLLMBackend:
             dtype = "float32" if dtype == "auto" else dtype
         self.in_process_requested = os.environ.setdefault(MULTIPROCESSING_ENV, "0") == "0"
         self.model_ref, self.dtype, self.gpu_memory_utilization = model_ref, dtype, float(memory)
-        self.sleep_mode, self.tokenizer = sleep_mode, tokenizer
+        self.sleep_mode, self.tokenizer, self.max_model_len = sleep_mode, tokenizer, max_model_len
         self._asleep: int | None = None  # the sleep level while asleep
         started = time.perf_counter()
         self.llm = self._vllm.LLM(model=resolve_model_ref(model_ref, cache_root), dtype=dtype, seed=seed,
@@ -175,6 +232,16 @@ class VLLMBackend:
     def version(self) -> str:
         """The installed vLLM's version."""
         return str(getattr(self._vllm, "__version__", "?"))
+
+    @property
+    def weight_dtype(self) -> Any:
+        """The engine's weight dtype (``torch.bfloat16`` for ``auto`` on GPU; ``None`` when unknown): pushes are cast to it."""
+        dtype = getattr(getattr(getattr(self.llm, "llm_engine", None), "model_config", None), "dtype", None)
+        if dtype is not None and not isinstance(dtype, str):
+            return dtype
+        model = self.engine_model()
+        first = next(iter(model.parameters()), None) if model is not None else None
+        return None if first is None else first.dtype
 
     def engine_model(self) -> Any:
         """The engine's ``torch.nn.Module`` when it lives in this process, else ``None``."""
@@ -205,8 +272,20 @@ class VLLMBackend:
 
         kwargs.update(detokenize=False, stop_token_ids=self._stop_ids)
         inputs = [{"prompt_token_ids": self.encode(p)} for p in prompts]
+        self._check_lengths(inputs, params.max_new_tokens)
         outputs = self.llm.generate(inputs, self._vllm.SamplingParams(**kwargs), use_tqdm=False)
         return [to_generations(o, lambda ids: decode_text(self.tokenizer, ids)) for o in outputs]
+
+    def _check_lengths(self, inputs: Sequence[dict[str, list[int]]], max_new_tokens: int) -> None:
+        """Refuse a prompt that leaves fewer than ``max_new_tokens`` of the engine's ``max_model_len``."""
+        if self.max_model_len is None or not inputs:
+            return
+        longest = max(len(x["prompt_token_ids"]) for x in inputs)
+        if longest + max_new_tokens > self.max_model_len:
+            raise FlexBenchError(f"a prompt of {longest} tokens + {max_new_tokens} new tokens exceeds the vLLM "
+                                 f"engine's max_model_len {self.max_model_len}: raise plan_prompt_tokens "
+                                 "(--set plan_prompt_tokens=N; the engine's prompt budget is 1.5 x N) or shorten "
+                                 "the prompt (prompt_item_chars)")
 
     def encode(self, prompt: str) -> list[int]:
         """Token IDs of ``prompt`` as the transformers backend encodes it (needs ``tokenizer``)."""
@@ -216,17 +295,22 @@ class VLLMBackend:
     def update_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> WeightPush:
         """Load new weights (checkpoint names) into the engine, then reset the prefix cache.
 
-        Goes through the worker's ``reload_weights`` (vLLM's in-place reload: the
+        The route is :meth:`weight_route`: on GPUs the engine model's
+        ``load_weights`` (TRL's colocate route; it copies into the existing
+        parameter storage, so captured CUDA graphs stay valid), on vLLM's CPU
+        build the worker's ``reload_weights`` (vLLM's in-place reload: the
         checkpoint-format tensors pass through the layer's weight loaders and its
         kernel post-processing again, e.g. the CPU backend's repacked linear
-        weights, where a bare ``model.load_weights`` fails), or ``load_weights`` on
-        a vLLM without it. Unknown names raise inside vLLM. Send tied
+        weights, where a bare ``model.load_weights`` fails); each falls back to
+        the other. Unknown names raise inside vLLM. Before each wake-up (sleep
+        mode) PyTorch's cache is emptied (:func:`free_cached_memory`). Send tied
         parameters under each of their names (as
         :func:`flexbench.train.rollout.weights.policy_weights` does): a layer that gets
         none keeps its old post-processed copy (the CPU build's repacked LM head).
         """
         started = time.perf_counter()
         if self._asleep is not None:
+            free_cached_memory()
             self.llm.wake_up(tags=["weights"])
         counted = _Counted(named_tensors)
         worker = self._worker()
@@ -234,18 +318,27 @@ class VLLMBackend:
             weights = [(name, tensor.cpu()) for name, tensor in counted]
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights,
                                                                "is_checkpoint_format": True})
+            del weights
             route = "collective_rpc reload_weights"
-        elif hasattr(worker, "reload_weights"):
+        elif self.weight_route(worker) == "reload_weights":
             worker.reload_weights(weights_iterator=counted, is_checkpoint_format=True)
             route = "in-process reload_weights"
         else:
             worker.model_runner.model.load_weights(counted)
             route = "in-process load_weights"
+        tensors, pushed_bytes = counted.tensors, counted.bytes
+        del counted  # drop the last pushed tensor before the KV cache comes back
         if self._asleep is not None:
+            free_cached_memory()
             self.llm.wake_up(tags=["kv_cache"])
             self._asleep = None
         self.llm.reset_prefix_cache()
-        return WeightPush(counted.tensors, counted.bytes, time.perf_counter() - started, route)
+        return WeightPush(tensors, pushed_bytes, time.perf_counter() - started, route)
+
+    def weight_route(self, worker: Any = None) -> str:
+        """``load_weights`` (the engine model's, TRL's route on GPUs) or ``reload_weights`` (the worker's,
+        preferred on vLLM's CPU build): :func:`vllm_weight_route`."""
+        return vllm_weight_route(worker if worker is not None else self._worker(), self.platform)
 
     def _worker(self) -> Any:
         """The engine's worker when it lives in this process, else ``None``."""
@@ -277,6 +370,7 @@ class VLLMBackend:
             raise FlexBenchError("the engine slept at level 2 and discarded its weights: push weights "
                                  "(update_weights) to wake it")
         if self._asleep is not None:
+            free_cached_memory()
             self.llm.wake_up()
             self._asleep = None
 

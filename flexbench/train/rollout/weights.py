@@ -82,8 +82,12 @@ def lora_delta(layer: Any) -> Any:
     return delta
 
 
-def policy_weights(model: Any) -> Iterator[tuple[str, Any]]:
+def policy_weights(model: Any, dtype: Any = None) -> Iterator[tuple[str, Any]]:
     """``(checkpoint name, full tensor)`` for every parameter the engine loads, LoRA merged.
+
+    ``dtype`` (the engine's, e.g. ``torch.bfloat16``): floating tensors are cast
+    before an FSDP shard is gathered (half the bytes gathered and held for an
+    fp32 master copy), and LoRA layers after the fp32 merge ``W + scale * B A``.
 
     Tied parameters come under every name they have (SmolLM2's and Qwen2.5's
     ``lm_head.weight`` is ``model.embed_tokens.weight``), so each engine layer
@@ -102,13 +106,20 @@ def policy_weights(model: Any) -> Iterator[tuple[str, Any]]:
             target = engine_name(name)
             if target is None:
                 continue
-            tensor = full_tensor(param.detach())
             owner, _, leaf = name.rpartition(".base_layer.")
-            if owner in layers and leaf == "weight":
-                delta = lora_delta(layers[owner])
-                if delta is not None:
-                    tensor = tensor + full_tensor(delta).to(tensor.dtype)
-            yield target, tensor
+            delta = lora_delta(layers[owner]) if owner in layers and leaf == "weight" else None
+            if delta is None:
+                yield target, full_tensor(cast(param.detach(), dtype))
+                continue
+            tensor = full_tensor(param.detach())
+            yield target, cast(tensor + full_tensor(delta).to(tensor.dtype), dtype)
+
+
+def cast(tensor: Any, dtype: Any) -> Any:
+    """``tensor`` in ``dtype`` when both are floating point (``None``: unchanged; integer buffers never cast)."""
+    if dtype is None or not tensor.is_floating_point() or tensor.dtype == dtype:
+        return tensor
+    return tensor.to(dtype)
 
 
 def full_tensor(tensor: Any) -> Any:
