@@ -200,7 +200,7 @@ def _entries(*rows: RankerEntry) -> dict[str, RankerEntry]:
 
 _K = RankerKind
 _TRAINED = "flexbench.train.policy_ranker:TrainedPolicyRanker"
-_TRAINED_OPTIONS = ("train_need", "checkpoint", "max_new_tokens", "constrained", "device", "batch_size")
+_TRAINED_OPTIONS = ("train_need", "checkpoint", "max_new_tokens", "constrained", "device", "batch_size", "engine")
 _ZERO_SHOT = "baselines.zero_shot:ZeroShotConfig"
 
 REGISTRY: dict[str, RankerEntry] = _entries(
@@ -222,6 +222,8 @@ REGISTRY: dict[str, RankerEntry] = _entries(
                 "Ranks by the ESCI grades (E=1, S=0.1, C=0.01, I=0).", {"oracle_need": "esci"}),
     RankerEntry("popularity", "baselines.popularity:PopularityRanker", _K.CLASSIC,
                 "Training-interaction counts of each candidate.", accepts=("train_on",)),
+    RankerEntry("topic-match", "baselines.topic_match:TopicMatchRanker", _K.CLASSIC,
+                "Share of liked history items sharing a topic with the candidate; popularity breaks ties."),
     RankerEntry("star", "baselines.star:STARRanker", _K.CLASSIC,
                 "STAR: semantic + collaborative similarity with temporal decay (training-free).",
                 accepts=("batch_size",), settings=("baselines.star:STARConfig",)),

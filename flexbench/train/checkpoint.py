@@ -207,16 +207,17 @@ def load_checkpoint(out_dir: Path, *, model: torch.nn.Module, optimizer: torch.o
     path = _checkpoint_path(out_dir)
     if path is None:
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    # mmap: tensors stay in the page cache, shared by the processes of a node, instead of a copy per rank
+    state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     if state.get("format") == DCP_DIR:
         from flexbench.train.distributed import restore_sharded_state
 
         restore_sharded_state(model, value_head, optimizer, str(path.parent / DCP_DIR))
         if value_head is not None and state.get("value_head") is not None:
             value_head.load_state_dict(state["value_head"])
-        restore = lambda _state: None  # noqa: E731 - model and optimizer are loaded
-    if restore is not None:
+    elif restore is not None:
         restore(state)
+    if state.get("format") == DCP_DIR or restore is not None:
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         return Progress(int(state["step"]), int(state["position"]))

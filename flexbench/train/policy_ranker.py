@@ -14,6 +14,16 @@ Checkpoint resolution (``--checkpoint`` wins)::
 
 Each ranking records ``train_need`` (from the checkpoint's ``run.json``) in
 ``Ranking.extra`` so that results can say which need(s) the policy was trained on.
+
+The token cap of evaluation is the one training validated with
+(:func:`token_cap` of the ``run.json`` config: ``eval_max_new_tokens``, else
+``max_new_tokens``, else the prompt mode's default, 1,024 for ``reason`` and 256
+for ``ids``), so a reason-mode policy is never cut before ``Final ranking:``;
+the ``max_new_tokens`` option overrides it. The ``engine`` option picks the
+generation backend (:func:`eval_engine`): ``auto`` is vLLM when it is installed,
+a CUDA GPU is visible and decoding is free (one engine call per batch the
+harness passes, continuous batching, on the saved ``policy/``: LoRA adapters are
+merged there), else transformers ``generate``.
 """
 
 from __future__ import annotations
@@ -30,6 +40,32 @@ from flexbench.train.checkpoint import POLICY as _POLICY
 from flexbench.types import Instance, NeedSpec, Ranking
 
 RUN_FILE = "run.json"
+MODE_TOKEN_CAPS = {"ids": 256, "reason": 1024}  # greedy cap per prompt mode when the config names none
+ENGINES = ("auto", "transformers", "vllm")
+
+
+def token_cap(config: Mapping[str, Any]) -> int:
+    """Greedy new-token cap of a training config (a ``TrainConfig.to_dict()``): what validation uses and what
+    evaluation of its checkpoint uses (module docstring)."""
+    cap = config.get("eval_max_new_tokens") or config.get("max_new_tokens")
+    return int(cap) if cap else MODE_TOKEN_CAPS.get(str(config.get("prompt_mode", "ids")), MODE_TOKEN_CAPS["ids"])
+
+
+def eval_engine(requested: str, constrained: bool) -> str:
+    """``transformers`` or ``vllm`` for evaluation (module docstring)."""
+    if requested not in ENGINES:
+        raise FlexBenchError(f"engine={requested!r}; choose one of {', '.join(ENGINES)}")
+    if constrained and requested == "vllm":
+        raise FlexBenchError("constrained decoding runs on engine=transformers only (or set constrained=false)")
+    if requested != "auto":
+        return requested
+    if constrained:
+        return "transformers"
+    import torch
+
+    from flexbench.llm.backends.vllm_backend import vllm_installed
+
+    return "vllm" if vllm_installed() and torch.cuda.is_available() else "transformers"
 
 
 class PolicyRanker:
@@ -91,8 +127,9 @@ class TrainedPolicyRanker(RankerBase):
         self.dataset = ctx.dataset.name
         self.seed = ctx.seed
         self._train_need_option = opts.get("train_need")
-        self.max_new_tokens = int(opts.get("max_new_tokens", 256))
+        self.max_new_tokens = int(opts["max_new_tokens"]) if opts.get("max_new_tokens") else None  # None: the run's
         self.constrained = bool(opts.get("constrained", False))
+        self.engine = str(opts.get("engine", "auto"))
         self.device = str(opts.get("device", "auto"))
         self.batch_size = int(opts.get("batch_size", 4))
         explicit = opts.get("checkpoint")
@@ -151,15 +188,30 @@ class TrainedPolicyRanker(RankerBase):
         return self._loaded[out_dir].rank(instances, need)
 
     def _load(self, out_dir: Path) -> PolicyRanker:
-        from flexbench.llm.backends import TransformersBackend
-        from flexbench.llm.models import load_model_and_tokenizer
-
-        model, tokenizer = load_model_and_tokenizer(str(_policy_dir(out_dir)), device=self.device)
         saved = _saved_provenance(out_dir)
-        backend = TransformersBackend(model, tokenizer, batch_size=self.batch_size)
-        return PolicyRanker(self.name, backend, tokenizer, max_new_tokens=self.max_new_tokens,
+        backend, tokenizer = policy_backend(_policy_dir(out_dir), eval_engine(self.engine, self.constrained),
+                                            device=self.device, batch_size=self.batch_size, seed=self.seed)
+        cap = self.max_new_tokens or token_cap(read_run(out_dir).get("config") or {})
+        return PolicyRanker(self.name, backend, tokenizer, max_new_tokens=cap,
                             constrained=self.constrained, seed=self.seed, prompt_options=prompt_options_of(out_dir),
                             extra={"train_need": saved["train_need"], "checkpoint": saved["checkpoint"]})
+
+
+def policy_backend(policy_dir: Path, engine: str, *, device: str = "auto", batch_size: int = 4,
+                   seed: int = 0) -> tuple[Any, Any]:
+    """The generation backend and tokenizer of a saved policy: transformers ``generate`` on the loaded model,
+    or a vLLM engine on the directory (bf16 on GPU; the whole batch in one call)."""
+    if engine == "vllm":
+        from flexbench.llm.backends.vllm_backend import VLLMBackend
+        from flexbench.llm.models import load_tokenizer
+
+        tokenizer = load_tokenizer(str(policy_dir))
+        return VLLMBackend(str(policy_dir), seed=seed, tokenizer=tokenizer), tokenizer
+    from flexbench.llm.backends import TransformersBackend
+    from flexbench.llm.models import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(str(policy_dir), device=device)
+    return TransformersBackend(model, tokenizer, batch_size=batch_size), tokenizer
 
 
 def prompt_options_of(out_dir: Path) -> dict[str, Any]:

@@ -100,9 +100,12 @@ def train_policy(request: TrainRequest) -> Path:
         joint = len(needs) > 1 and set(request.needs) == set(DATASET_NEEDS.get(dataset.dataset, ()))
         _write_run(out, method, request, cfg, joint, signal, versions=runtime["versions"])
     backend, sync = make_backend(cfg, model, tokenizer)
+    validator = _validator(dataset, needs, tokenizer, cfg)
+    if validator is not None and not sync.needs_policy_weights:  # validate through the vLLM engine in memory
+        validator.use_engine(backend)
     trainer = PolicyTrainer(cfg, method, model, tokenizer, tasks, out, backend=backend, sync=sync,
                             reference=_reference(cfg, method, model, str(acc.device)),
-                            validator=_validator(dataset, needs, tokenizer, cfg), accelerator=acc)
+                            validator=validator, accelerator=acc)
     return trainer.train(resume=request.resume)
 
 
@@ -212,6 +215,7 @@ def _reference(cfg: TrainConfig, method: MethodSpec, model: Any, device: str = "
 
 
 def _validator(dataset: Any, needs: list[Any], tokenizer: Any, cfg: TrainConfig) -> Any:
+    from flexbench.train.policy_ranker import token_cap
     from flexbench.train.validation import PolicyValidator
 
     sets = {}
@@ -220,7 +224,7 @@ def _validator(dataset: Any, needs: list[Any], tokenizer: Any, cfg: TrainConfig)
         if not instances:
             return None
         sets[need.name] = (need, instances, dataset.labels(need.name, "valid"))
-    return PolicyValidator(tokenizer, sets, max_new_tokens=cfg.eval_max_new_tokens or cfg.max_new_tokens,
+    return PolicyValidator(tokenizer, sets, max_new_tokens=token_cap(cfg.to_dict()),
                            constrained=cfg.constrained, seed=cfg.seed, prompt_options=cfg.prompt_options)
 
 

@@ -9,6 +9,12 @@ need goes to ``metrics.jsonl``::
     {"need", "n", "ndcg@5", "ndcg@10", "ndcg@30", "recall@5", ..., "reward_mean",
      "parse_failure_rate", "invalid_rate", ...}
 
+The token cap is the checkpoint evaluation's (:func:`~flexbench.train.policy_ranker.token_cap`
+of the run's config). With a colocated vLLM rollout engine (:meth:`PolicyValidator.use_engine`)
+validation generates through that engine, which holds the policy's weights after
+every push, in one call per need and process; otherwise through transformers
+``generate`` on the live policy.
+
 ``reward_mean`` is the mean sequence reward of those greedy outputs under the
 *true* labels: NDCG of the repaired list (cutoff K) plus the Rec-R1 format term
 (:func:`flexbench.train.credit.rewards.sequence_rewards`), defined for every method
@@ -40,6 +46,13 @@ class PolicyValidator:
         self.prompt_options = dict(prompt_options or {})
         self.max_new_tokens, self.constrained, self.seed = max_new_tokens, constrained, seed
         self.batch_size = batch_size
+        self.engine: Any = None  # a rollout engine holding the policy's weights (use_engine)
+
+    def use_engine(self, backend: Any) -> None:
+        """Generate through ``backend`` (the colocated vLLM rollout engine, synced after every update)."""
+        if self.constrained:
+            raise ValueError("constrained validation runs on transformers generate only")
+        self.engine = backend
 
     def __call__(self, policy: Any, step: int) -> list[dict[str, Any]]:
         return self.lines(self.records(policy))
@@ -52,7 +65,7 @@ class PolicyValidator:
         """
         from flexbench.llm.backends import TransformersBackend
 
-        backend = TransformersBackend(policy, self.tokenizer, batch_size=self.batch_size)
+        backend = self.engine or TransformersBackend(policy, self.tokenizer, batch_size=self.batch_size)
         ranker = PolicyRanker("policy", backend, self.tokenizer, max_new_tokens=self.max_new_tokens,
                               constrained=self.constrained, seed=self.seed, prompt_options=self.prompt_options)
         rank, world = share
