@@ -80,7 +80,8 @@ def measure(b: int, prompt: int, completion: int, gc: bool) -> dict[str, float]:
 
 
 def planned(b: int, prompt: int, completion: int, gc: bool) -> dict[str, float]:
-    """The plan's update phase and its activation + logits rows for the same setting (CPU, fp32)."""
+    """The plan's peak of the update and step phases and its activation + logits rows for the same setting
+    (CPU, fp32). The measured peak RSS covers both the backward and the optimizer step."""
     from flexbench.train.config import TrainConfig
     from flexbench.train.memory import Setup, plan_memory
     from flexbench.train.methods import get_method
@@ -90,8 +91,9 @@ def planned(b: int, prompt: int, completion: int, gc: bool) -> dict[str, float]:
     plan = plan_memory(cfg, get_method("flexrec"), Setup(1, None, "cpu"))
     rows = {c.name: c.bytes for c in plan.components}
     act = sum(v for k, v in rows.items() if k.startswith(("activations", "logits (training)", "attention")))
-    return {"update_bytes": plan.phase_bytes("update"), "activation_bytes": act,
-            "state_bytes": plan.phase_bytes("update") - act}
+    peak = max(plan.phase_bytes("update"), plan.phase_bytes("step"))
+    return {"update_bytes": peak, "activation_bytes": act, "state_bytes": plan.phase_bytes("update") - act,
+            "step_bytes": plan.phase_bytes("step")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -226,7 +226,8 @@ def make_trainer(cfg: Any, method: Any, model: Any, tokenizer: Any, reference: A
     from flexbench.llm.backends import TransformersBackend
     from flexbench.train.loop import PolicyTrainer
 
-    backend = TransformersBackend(model, tokenizer, batch_size=cfg.group_size)
+    suppress = getattr(model.generation_config, "suppress_tokens", None) or ()  # IDs the tokenizer lacks
+    backend = TransformersBackend(model, tokenizer, batch_size=cfg.group_size, suppress_tokens=suppress)
     return PolicyTrainer(cfg, method, model, tokenizer, tasks, out, backend=backend, reference=reference,
                          progress=False)
 

@@ -18,15 +18,21 @@ max_new_tokens`` tokens per sequence, ``T = max_new_tokens``, ``V`` the vocabula
     activations        b S (L a + 8.5 h)     a = 30 h + 8 i + 4 kv + 4 heads + 8 bytes/token (bf16; fp32:
                                              32 h + 16 i + 8 kv); checkpointed: b S (4 L h + 2 a + 8.5 h)
     logits             b (T + 1) V (4 + 8 [entropy] + 4 + 2 [bf16])   fp32 log-softmax, entropy, backward
-    KV cache           G^2 S L 2 kv c        HF ``generate``: G prompts x G samples per call
+    KV cache           G^2 S L kv (k + c)    HF ``generate``: G prompts x G samples per call; keys k = 4 B
+                                             under autocast (rotary in the fp32 residual stream), else c
     vLLM share         vllm_gpu_memory x card   (engine=vllm; with vllm_sleep only while generating)
+    AdamW temporary    4 P_t / s             CUDA: foreach AdamW's ``sqrt(v)`` over all parameters (step
+                                             phase); CPU: the for-loop kernel's 2 x the largest parameter
+    NCCL buffers       0.5 GiB + FSDP's      communicators (world > 1 on CUDA) and FSDP's fp32
+                       4 x 2 P_layer         reduce-scatter input of two layers
     context/headroom   1 GiB CUDA context + 10 % of the peak for fragmentation
 
 The per-layer activation coefficients were measured (saved-tensor hooks on Llama
 and Qwen2 layers on CPU, fp32 and bf16 autocast; ``tests/train/test_memory.py``
-checks them against a real forward). The plan is the largest of three phases:
-``rollout`` (generation), ``logprob`` (reference and old log-probs, no grad)
-and ``update`` (forward + backward of one micro-batch).
+checks them against a real forward). The plan is the largest of four phases:
+``rollout`` (generation), ``logprob`` (reference and old log-probs, no grad),
+``update`` (forward + backward of one micro-batch) and ``step`` (the optimizer
+step: activations freed, gradients and the optimizer's temporaries alive).
 """
 
 from __future__ import annotations
@@ -45,7 +51,8 @@ SHIPPED = {"qwen/qwen2.5-3b-instruct": "Qwen2.5-3B-Instruct.json", "qwen2.5-3b-i
            "smollm2": "SmolLM2-135M-Instruct.json", "huggingfacetb/smollm2-135m-instruct": "SmolLM2-135M-Instruct.json",
            "smollm2-135m-instruct": "SmolLM2-135M-Instruct.json"}
 LLAMA_FAMILY = frozenset({"llama", "qwen2", "mistral", "qwen3"})
-PHASES = ("rollout", "logprob", "update")
+PHASES = ("rollout", "logprob", "update", "step")
+NCCL_BUFFERS = 0.5 * GIB  # NCCL communicators' buffers per process (NCCL_BUFFSIZE 4 MiB x channels x peers)
 CUDA_CONTEXT = 1.0 * GIB
 FRAGMENTATION = 0.10
 DEFAULT_VLLM_SHARE = 0.3
@@ -231,12 +238,14 @@ def plan_memory(cfg: TrainConfig, method: Any, setup: Setup, shape: ModelShape |
     rows = [Component("policy weights (fp32 master)", 4 * (m.params / s if not cfg.lora else m.params + trainable),
                       PHASES, f"{_count(m.params)} x 4 B" + (f" / {s}" if s > 1 else "")),
             Component("gradients (fp32)", 4 * trainable / s,
-                      PHASES if setup.world > 1 and not sharded else ("update",),
+                      PHASES if setup.world > 1 and not sharded else ("update", "step"),
                       f"{_count(trainable)} trainable x 4 B" + (f" / {s}" if s > 1 else "") +
                       (", DDP buckets persist" if setup.world > 1 and not sharded else ""))]
     per_state = 8 if cfg.optimizer is OptimizerKind.ADAMW else 2
     rows.append(Component(f"optimizer ({cfg.optimizer.value})", per_state * trainable / s, PHASES,
                           f"{per_state} B x trainable" + (f" / {s}" if s > 1 else "")))
+    rows += _step_rows(cfg, m, trainable / s, setup)
+    rows += _communication_rows(m, setup, sharded)
     if not sft_only and cfg.kl_coef > 0 and not cfg.lora:
         rows.append(Component("reference model (frozen)", c * m.params, PHASES, f"{c} B x params"))
     rows += _gathered(cfg, m, c, sharded)
@@ -252,6 +261,28 @@ def plan_memory(cfg: TrainConfig, method: Any, setup: Setup, shape: ModelShape |
                f"gradient checkpointing {'on' if cfg.gradient_checkpointing else 'off'}, "
                f"engine {setup.engine.value if not sft_only else 'none (SFT)'}")
     return MemoryPlan(m, setup, summary, tuple(r for r in rows if r.bytes > 0), notes)
+
+
+def _step_rows(cfg: TrainConfig, m: ModelShape, trainable: float, setup: Setup) -> list[Component]:
+    """The optimizer step's temporary: foreach AdamW (CUDA default) holds ``sqrt(v)`` for all parameters at once;
+    the CPU for-loop kernel two copies of the largest parameter (the embedding)."""
+    if cfg.optimizer is not OptimizerKind.ADAMW:
+        return []
+    if setup.device == "cuda":
+        return [Component("AdamW foreach temporary", 4 * trainable, ("step",), "sqrt(exp_avg_sq), fp32")]
+    largest = m.vocab * m.hidden if not cfg.lora else 0
+    return [Component("AdamW temporaries", 2 * 4 * largest, ("step",), "2 x the largest parameter, fp32")]
+
+
+def _communication_rows(m: ModelShape, setup: Setup, sharded: bool) -> list[Component]:
+    """NCCL's buffers per process, and FSDP's fp32 reduce-scatter inputs (two layers' unsharded gradients)."""
+    if setup.world < 2 or setup.device != "cuda":
+        return []
+    rows = [Component("NCCL buffers", NCCL_BUFFERS, PHASES, "communicators, 0.5 GiB")]
+    if sharded:
+        rows.append(Component("reduce-scatter buffers (FSDP)", 4 * 2 * m.layer_params, ("update",),
+                              "fp32 gradients of 2 layers"))
+    return rows
 
 
 def _count(n: float) -> str:
@@ -313,7 +344,8 @@ def _rollout_rows(cfg: TrainConfig, m: ModelShape, c: int, setup: Setup) -> list
             return []
         return [Component("vLLM engine share", share * setup.card_bytes, phases, f"{share:.2f} x card")]
     seqs = cfg.group_size * cfg.group_size  # G prompts per generate call, G samples each
-    kv = seqs * seq * m.layers * 2 * m.kv_width * c
+    key_bytes = 4 if c == 2 and cfg.sharding is Sharding.NONE else c  # autocast: keys rotated in fp32
+    kv = seqs * seq * m.layers * m.kv_width * (key_bytes + c)
     prefill = seqs * cfg.plan_prompt_tokens * (3 * m.intermediate + 4 * m.hidden) * c
     return [Component("KV cache (HF generate)", kv, ("rollout",), f"{seqs} sequences x {seq} tokens"),
             Component("prefill transient (HF generate)", prefill, ("rollout",), "one layer's MLP over the prompts")]

@@ -181,3 +181,26 @@ def test_check_before_training_plans_cpu_runs_against_ram(capsys: pytest.Capture
     assert plan is not None and plan.setup.device == "cpu" and plan.fits
     assert "GiB RAM per process" in capsys.readouterr().err
     assert check_before_training(replace(cfg, memory_check=False), FLEXREC, CpuAccelerator()) is None
+
+
+def test_step_temporaries_fp32_keys_and_nccl_buffers_are_counted() -> None:
+    """Issue 25, finding 8: foreach AdamW's parameter-sized temporary, fp32 keys under autocast, NCCL buffers."""
+    p = 3_085_938_688
+    shape = model_shape("Qwen/Qwen2.5-3B-Instruct")
+    one = Setup(1, 79.6 * GIB, "cuda", RolloutEngine.TRANSFORMERS)
+    rows = _rows(plan_memory(_paper(), FLEXREC, one))
+    assert rows["AdamW foreach temporary"] == pytest.approx(4 * p)
+    plan = plan_memory(_paper(), FLEXREC, one)
+    step = plan.phase_bytes("step")
+    assert step == pytest.approx(sum(rows[k] for k in ("policy weights (fp32 master)", "gradients (fp32)",
+                                                        "optimizer (adamw)", "AdamW foreach temporary",
+                                                        "reference model (frozen)")))
+    g, seq = 8, 1500 + 1024
+    assert rows["KV cache (HF generate)"] == pytest.approx(g * g * seq * shape.layers * shape.kv_width * (4 + 2))
+    assert "NCCL buffers" not in rows
+    fsdp = _rows(plan_memory(_paper(sharding="fsdp"), FLEXREC, replace(one, world=4)))
+    assert fsdp["NCCL buffers"] == pytest.approx(0.5 * GIB)
+    assert fsdp["reduce-scatter buffers (FSDP)"] == pytest.approx(8 * shape.layer_params)
+    assert fsdp["AdamW foreach temporary"] == pytest.approx(p)  # sharded like the states
+    cpu = _rows(plan_memory(_paper(), FLEXREC, replace(one, device="cpu")))
+    assert cpu["AdamW temporaries"] == pytest.approx(8 * shape.vocab * shape.hidden)
