@@ -6,6 +6,8 @@ For every need of the dataset, on one split, the audit measures NDCG@5 of
   (:func:`baselines.scoring.expected_random_ndcg`);
 * ``candidate-order``: the candidates in their stored order;
 * ``popularity``: the popularity baseline (training interactions);
+* ``topic-match`` and ``star``: the two training-free rankers that read the history
+  (:mod:`baselines.topic_match`, :mod:`baselines.star`; ``None`` where they cannot run);
 * ``retriever``: the candidates by the frozen retriever's stored score
   (:attr:`~flexbench.types.Candidate.retrieval_score`; ``None`` where the
   prepared data stores none);
@@ -33,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from flexbench.metrics import mean_metrics, score_rankings
 from flexbench.prepared import PreparedDataset
@@ -58,7 +61,9 @@ class AuditRow:
 
 
 def _ndcg5(rankings: Sequence[Sequence[str]], labels: Sequence[NeedLabels]) -> float:
-    return mean_metrics(score_rankings(rankings, labels))[METRIC]
+    from flexbench.fidelity import ndcg5
+
+    return ndcg5(rankings, labels)
 
 
 def niche_share(dataset: PreparedDataset, instances: Sequence[Instance]) -> float | None:
@@ -97,26 +102,26 @@ def _ranker_rankings(dataset: PreparedDataset, name: str, instances: Sequence[In
 
 def _oracle_rankings(labels: Sequence[NeedLabels]) -> list[tuple[str, ...]]:
     """The need's own oracle (:mod:`needs.oracle`): candidates by ``(-gain, item_id)``."""
-    out = []
-    for lab in labels:
-        order = np.lexsort((np.asarray(lab.candidate_ids, dtype=str), -np.asarray(lab.gains, dtype=np.float64)))
-        out.append(tuple(lab.candidate_ids[i] for i in order))
-    return out
+    from flexbench.fidelity import oracle_order
+
+    return [oracle_order(lab) for lab in labels]
 
 
 @dataclass(frozen=True, slots=True)
 class _Shared:
     """What every need's audit of the same instances shares (need-agnostic rankings, niche share)."""
 
-    popularity: list[tuple[str, ...]] | None
-    retriever: list[tuple[str, ...]] | None
+    rankings: dict[str, list[tuple[str, ...]] | None]
     niche_share: float | None
 
 
+NEED_AGNOSTIC = ("popularity", "topic-match", "star")
+
+
 def _shared(dataset: PreparedDataset, instances: Sequence[Instance], seed: int) -> _Shared:
-    need = dataset.needs[0]  # popularity ignores the need
-    return _Shared(_ranker_rankings(dataset, "popularity", instances, need, seed), _retriever_rankings(instances),
-                   niche_share(dataset, instances))
+    need = dataset.needs[0]  # these rankers ignore the need
+    rankings = {name: _ranker_rankings(dataset, name, instances, need, seed) for name in NEED_AGNOSTIC}
+    return _Shared({**rankings, "retriever": _retriever_rankings(instances)}, niche_share(dataset, instances))
 
 
 def audit_need(dataset: PreparedDataset, need: str, instances: Sequence[Instance], *,
@@ -129,7 +134,7 @@ def audit_need(dataset: PreparedDataset, need: str, instances: Sequence[Instance
     labels = [by_id[x.instance_id] for x in instances]
     scores: dict[str, float | None] = {"random": expected_random_ndcg(labels, k=5)}
     scores["candidate-order"] = _ndcg5([x.candidate_ids for x in instances], labels)
-    for name, ranked in (("popularity", shared.popularity), ("retriever", shared.retriever)):
+    for name, ranked in shared.rankings.items():
         scores[name] = None if ranked is None else _ndcg5(ranked, labels)
     scores["oracle"] = _ndcg5(_oracle_rankings(labels), labels)
     gains = np.concatenate([np.asarray(lab.gains, dtype=np.float64) for lab in labels]) if labels else np.zeros(0)
@@ -166,6 +171,18 @@ def audit_dataset(dataset: PreparedDataset, split: Split | str = Split.TEST, *, 
         raise FlexBenchError(f"dataset {dataset.name!r} has no {Split(split).value!r} instances to audit")
     shared = _shared(dataset, instances, seed)
     return [audit_need(dataset, need, instances, split=split, seed=seed, shared=shared) for need in dataset.needs]
+
+
+def need_switch(dataset: PreparedDataset, split: Split | str = Split.TEST, *,
+                limit: int | None = None) -> pd.DataFrame | None:
+    """The need-switch matrix of ``dataset`` (:func:`flexbench.fidelity.switch_matrix`; ``None``: one need)."""
+    from flexbench.fidelity import switch_matrix
+
+    if len(dataset.needs) < 2:
+        return None
+    ids = [x.instance_id for x in dataset.instances(split, limit=limit)]
+    by_need = {need: dataset.labels(need, split) for need in dataset.needs}
+    return switch_matrix({need: [by_id[i] for i in ids] for need, by_id in by_need.items()})
 
 
 def popularity_auc(dataset: PreparedDataset, need: str = "interest", split: Split | str = Split.TEST) -> float | None:

@@ -247,11 +247,36 @@ REGISTRY: dict[str, RankerEntry] = _entries(
 """Every ranker by name. The trained rows are derived from :data:`flexbench.train.methods.METHODS`."""
 
 
+FAMILIES: dict[str, RankerEntry] = _entries(
+    RankerEntry("openai", "baselines.gpt4o:GPT4oRanker", _K.ZERO_SHOT,
+                "Any model behind an OpenAI-compatible endpoint, one row per model: openai:MODEL --base-url URL.",
+                settings=("baselines.gpt4o:GPT4oSettings", "flexbench.llm.backends.openai_backend:OpenAIConfig")),
+)
+"""Ranker families keyed by a model: ``FAMILY:MODEL`` names one row per model (:func:`family_entry`)."""
+
+
+def family_entry(name: str) -> RankerEntry | None:
+    """The row of ``FAMILY:MODEL`` (e.g. ``openai:gpt-4o-mini``): the family's row named so, with the model
+    fixed; ``/`` in the model becomes ``--`` in the row's name (a run's name is a file name). None for other
+    names and for a family without a model."""
+    family, sep, model = name.partition(":")
+    entry = FAMILIES.get(family) if sep else None
+    if entry is None or not model.strip():
+        return None
+    return dataclasses.replace(entry, name=f"{family}:{model.strip().replace('/', '--')}",
+                               options={**entry.options, "model": model.strip()})
+
+
 def get_entry(name: str) -> RankerEntry:
-    """The registry row of ``name``, else an installed plugin's or a ``module:factory`` name's
-    (:func:`flexbench.plugins.resolve`); else :class:`UnknownRanker` with suggestions."""
+    """The registry row of ``name``, a family's row (``openai:MODEL``, :func:`family_entry`), else an installed
+    plugin's or a ``module:factory`` name's (:func:`flexbench.plugins.resolve`); else :class:`UnknownRanker`."""
     from flexbench.plugins import resolve
 
+    if (family := family_entry(name)) is not None:
+        return family
+    if name.partition(":")[0] in FAMILIES:
+        raise UnknownRanker(f"ranker {name!r} names no model; write {name.partition(':')[0]}:MODEL, "
+                            f"e.g. openai:gpt-4o-mini")
     external = None if name in REGISTRY else resolve(name)
     return external or lookup(REGISTRY, name, what="ranker", error=UnknownRanker,
                               hint=f"Run `flexbench rankers` to list all {len(REGISTRY)}.")

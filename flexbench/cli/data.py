@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from flexbench.audit import AuditRow
+    from flexbench.prepared import PreparedDataset
 
 app = typer.Typer(help="Download, synthesise and prepare datasets.", no_args_is_help=True)
 
@@ -33,11 +39,12 @@ def fetch(
 def sample(
     dataset: Dataset,
     out: Annotated[Path | None, typer.Option("--out", help="output folder [default: data/sample/<dataset>]")] = None,
-    scale: Annotated[str, typer.Option("--scale", help="small (bundled) or full (official sizes)")] = "small",
+    scale: Annotated[str, typer.Option(
+        "--scale", help="small (bundled), medium (kuairec: >= 30 test users) or full (official sizes)")] = "small",
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Write a synthetic dataset in the official file layout and formats."""
-    from flexbench.datasets.synthetic import SCALES, writer
+    from flexbench.datasets.synthetic import MEDIUM, SCALES, writer
     from flexbench.errors import FlexBenchError
     from flexbench.vocabulary import PAPER_DATASETS
 
@@ -45,6 +52,8 @@ def sample(
         raise FlexBenchError(f"--scale must be one of {', '.join(SCALES)}, got {scale!r}")
     if dataset not in PAPER_DATASETS:
         raise FlexBenchError(f"unknown dataset {dataset!r}; choose kuairec, ml-1m or esci")
+    if scale == "medium" and dataset not in MEDIUM:
+        raise FlexBenchError(f"--scale medium exists for {', '.join(MEDIUM)} only; use small or full for {dataset}")
     target = out if out is not None else Path("data") / "sample" / dataset
     folder = writer(dataset)(target, scale, seed)
     typer.echo(f"wrote synthetic {dataset} ({scale}) to {folder}")
@@ -93,8 +102,10 @@ def audit(
     dataset: Annotated[str, typer.Argument(help="prepared dataset: kuairec, kuairec-dense, ml-1m, esci or mock")],
     split: Annotated[str, typer.Option("--split", help="train, valid or test")] = "test",
     limit: Annotated[int | None, typer.Option("--limit", help="audit at most this many instances")] = None,
+    fidelity: Annotated[bool, typer.Option("--fidelity/--no-fidelity",
+                                           help="marginals against the real dataset and difficulty checks")] = True,
 ) -> None:
-    """Per need: random / candidate-order / popularity / retriever / oracle NDCG@5, niche share, label density."""
+    """Per need: reference rankers / retriever / oracle NDCG@5, niche share, label density; then fidelity."""
     from rich.console import Console
     from rich.table import Table
 
@@ -123,3 +134,41 @@ def audit(
     for row in rows:
         for line in row.warnings:
             console.print(f"{row.need}: {line}", highlight=False)
+    if fidelity and data.name != "mock":
+        _print_fidelity(console, data, rows, split, limit)
+
+
+def _print_fidelity(console: Console, data: PreparedDataset, rows: list[AuditRow], split: str,
+                    limit: int | None) -> None:
+    """The fidelity section (:mod:`flexbench.fidelity`): marginals beside the real ones, difficulty checks."""
+    from rich.table import Table
+
+    from flexbench.audit import need_switch
+    from flexbench.fidelity import difficulty_checks, marginal_rows
+
+    source = Path(str(data.meta.get("config", {}).get("source", "")))
+    title = f"{data.dataset} fidelity: raw files {source} against the real dataset"
+    if source.is_dir():
+        table = Table(title=title)
+        for col in ("statistic", "real", "sample", "tolerance", "", "source"):
+            table.add_column(col, justify="left" if col in ("statistic", "source") else "right")
+        for r in marginal_rows(data.dataset, source):
+            mark = "-" if r.passed is None else "ok" if r.passed else "FAIL"
+            value = "-" if r.value is None else f"{r.value:.3f}"
+            table.add_row(r.stat.name, f"{r.stat.real:g}", value, r.stat.tolerance, mark, r.stat.source)
+        console.print(table)
+    else:
+        console.print(f"{title}: the raw files are gone, marginals skipped", highlight=False)
+    switch = need_switch(data, split, limit=limit)
+    if switch is not None:
+        console.print(f"need switch (NDCG@5 of the row need's oracle on the column need's labels):\n"
+                      f"{switch.round(3).to_string()}", highlight=False)
+    checks = difficulty_checks(data.dataset, {row.need: row.scores for row in rows}, switch)
+    bad = [c for c in checks if c.status != "ok"]
+    console.print(f"difficulty: {len(checks) - len(bad)} of {len(checks)} checks pass (reference rankers at least "
+                  f"0.2 below the oracle, oracles at most 0.85 on other needs, STAR on ESCI at most 0.6)",
+                  highlight=False)
+    for c in bad:
+        why = f" (by construction: {c.known})" if c.known else ""
+        console.print(f"  {c.status} {c.kind}: {c.what} on {c.need} {c.value:.3f} > {c.limit:.3f}{why}",
+                      highlight=False)

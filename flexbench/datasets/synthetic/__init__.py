@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-SCALES = ("small", "full")
+SCALES = ("small", "medium", "full")
+#: Datasets with a ``medium`` scale (KuaiRec: >= 30 test users and >= 300 test instances per need, issue 24).
+MEDIUM = ("kuairec",)
 
 
 def writer(dataset: str) -> Callable[..., Path]:

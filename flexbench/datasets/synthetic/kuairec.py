@@ -39,12 +39,33 @@ WORDS = {"Food": "noodles dumplings hotpot recipe street-food baking", "Pets": "
          "Sports": "basketball football badminton goal dunk match", "Travel": "mountain beach city road-trip hotel",
          "Gaming": "esports mobile-game speedrun boss level match", "Fashion": "outfit street-style dress shoes",
          "Beauty": "makeup skincare lipstick tutorial hairstyle", "Cars": "sports-car engine drift review SUV",
-         "Science": "experiment physics chemistry space rocket", "Dance": "choreography hip-hop dance-cover ballet"}
+         "Science": "experiment physics chemistry space rocket", "Dance": "choreography hip-hop dance-cover ballet",
+         "Movies": "trailer scene actor review cinema", "Parenting": "baby toddler family kids school",
+         "Fitness": "workout gym abs yoga running", "Crafts": "handmade paper knitting woodwork diy",
+         "News": "report headline interview breaking update", "Education": "lesson math english exam study",
+         "Farming": "harvest rice tractor orchard village", "Fishing": "lake catch bait river reel",
+         "Anime": "cosplay manga episode character drawing", "Photography": "camera lens portrait sunset drone",
+         "Tech": "phone gadget unboxing laptop app", "Home": "decor kitchen cleaning storage renovation",
+         "Health": "doctor sleep diet medicine tips", "Finance": "stocks savings money market budget",
+         "History": "dynasty museum ancient war story", "Nature": "forest wildlife flowers waterfall bird",
+         "Art": "painting calligraphy sketching sculpture ink", "Vlog": "daily life morning routine day",
+         "Military": "soldier parade training army drill"}
+# Tag frequencies: as skewed as KuaiRec's feat tags (a few tags cover most videos), Zipf 0.9 over the 31 tags.
+TOPIC_WEIGHTS = tuple(1.0 / (r + 1) ** 0.9 for r in range(len(TOPICS)))
+# P(1, 2, 3, 4 tags per video): mean 1.18, as the official item_categories.csv.
+TAG_COUNTS = (0.835, 0.145, 0.017, 0.003)
+# Peak-day burst of a video's traffic: weight x (1 + BURST exp(-|day - peak| / 1.5)) (_traffic_weights).
+BURST = 3.0
+# Share of videos whose caption and category path are about their primary feat tag (_captions).
+CAPTION_ON_TAG = 0.6
+# Quantile function of the small-matrix watch ratio: piecewise linear through these (p, value) knots.
+# 25/50/75 % and the mean of values <= 5 are the official statistics (reference_stats.py); the 5 %,
+# 90 %, 97 % and 99.5 % knots set a tail with 0.3 % of values above 5 (the official 0.49 %).
+WATCH_RATIO_KNOTS = ((0.0, 0.0), (0.05, 0.13), (0.25, 0.466), (0.5, 0.766), (0.75, 1.114), (0.9, 1.5),
+                     (0.97, 2.2), (0.995, 3.4), (1.0, 8.0))
 
 
-# Watch ratios follow topic taste more than item quality (world default (1.1, 0.9, 0.4, 0.5)): with the
-# default, organic popularity (NDCG@10 0.638 on the test split) beat BERT4Rec (0.611); with these weights
-# BERT4Rec 0.642, popularity 0.602, random 0.534 (valid: 0.629, 0.543, 0.526).
+# Watch ratios follow topic taste more than item quality (world default (1.1, 0.9, 0.4, 0.5)).
 ENGAGEMENT = (1.1, 1.3, 0.25, 0.5)
 
 
@@ -64,7 +85,8 @@ class KuaiRecScale:
 
 
 SCALES = {
-    "small": KuaiRecScale(100, 160, 300, 400, 18_000, 15_940, 12, 14, True),
+    "small": KuaiRecScale(100, 160, 300, 400, 18_000, 15_940, 31, 14, True),
+    "medium": KuaiRecScale(320, 320, 900, 1_000, 60_000, 101_990, 31, 21, True),
     "full": KuaiRecScale(1_411, 3_327, 7_176, 10_728, 12_530_806, 4_676_570, 31, 62, False),
 }
 
@@ -74,7 +96,8 @@ def write_kuairec(out: Path, scale: str = "small", seed: int = 0) -> Path:
     sc = SCALES[scale]
     folder = Path(out) / "KuaiRec 2.0" / "data"
     folder.mkdir(parents=True, exist_ok=True)
-    world = make_world(WorldConfig(sc.big_users, sc.big_items, sc.topics, seed=seed, engagement=ENGAGEMENT))
+    world = make_world(WorldConfig(sc.big_users, sc.big_items, sc.topics, seed=seed, engagement=ENGAGEMENT,
+                                   topic_weights=TOPIC_WEIGHTS[:sc.topics], tag_counts=TAG_COUNTS))
     rng = np.random.default_rng([seed, 1])
     small_items = np.sort(rng.choice(sc.big_items, sc.small_items, replace=False, p=_mix(world.popularity)))
     small_users = np.sort(rng.choice(sc.big_users, sc.small_users, replace=False))
@@ -93,7 +116,11 @@ def _mix(p: np.ndarray) -> np.ndarray:
 
 
 def _watch_ratio(z: np.ndarray) -> np.ndarray:
-    return np.exp(0.55 * z - 0.45)
+    """Watch ratios with the official distribution: ``Q(rank(z) / n)`` for the quantile function
+    ``Q`` of :data:`WATCH_RATIO_KNOTS` (monotone in ``z``, so the world's structure is kept)."""
+    p, value = np.array(WATCH_RATIO_KNOTS).T
+    u = (np.argsort(np.argsort(z, kind="stable"), kind="stable") + 0.5) / len(z)
+    return np.interp(u, p, value)
 
 
 def _small_matrix(folder: Path, world: World, sc: KuaiRecScale, users: np.ndarray, items: np.ndarray,
@@ -146,10 +173,10 @@ def _big_matrix(folder: Path, world: World, sc: KuaiRecScale, small_users: np.nd
 
 
 def _traffic_weights(world: World, small_items: np.ndarray, peak: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """``[len(day), n_items]``: popularity x 3 for small-matrix videos x ``(1 + 6 exp(-|day - peak| / 1.5))``."""
+    """``[len(day), n_items]``: popularity x 3 for small-matrix videos x ``(1 + BURST exp(-|day - peak| / 1.5))``."""
     boost = np.ones(len(peak))
     boost[small_items] = 3.0  # small-matrix videos are popular ones: candidates need traffic
-    return world.popularity * boost * (1 + 6 * np.exp(-np.abs(day[:, None] - peak[None, :]) / 1.5))
+    return world.popularity * boost * (1 + BURST * np.exp(-np.abs(day[:, None] - peak[None, :]) / 1.5))
 
 
 def _organic_walks(world: World, sc: KuaiRecScale, activity: np.ndarray, is_small_user: np.ndarray,
@@ -187,17 +214,26 @@ def _traffic(world: World, sc: KuaiRecScale, activity: np.ndarray, is_small_user
 def _categories(folder: Path, world: World) -> None:
     rows = []
     for v in range(len(world.topic)):
-        tags = [int(world.topic[v])] + ([int(world.second_topic[v])] if world.second_topic[v] >= 0 else [])
+        tags = world.topics_of(v)
         rows.append((v, "[" + ", ".join(map(str, tags)) + "]"))
     write_rows(folder / "item_categories.csv", ("video_id", "feat"), rows)
 
 
 def _captions(folder: Path, world: World, rng: np.random.Generator) -> None:
+    """Captions and category paths about each video's *content topic*.
+
+    As in the official files, the caption taxonomy is not the ``feat`` tag set: the content
+    topic is the video's primary tag with probability :data:`CAPTION_ON_TAG`, else another
+    topic, so the text tells a video's tags only in part.
+    """
     rows = []
+    n_topics = world.config.n_topics
+    on_tag = rng.random(len(world.topic)) < CAPTION_ON_TAG
+    other = (world.topic + rng.integers(1, n_topics, len(world.topic))) % n_topics
     for v in range(len(world.topic)):
-        name = TOPICS[world.topic[v]]
-        words = WORDS.get(name, f"{name.lower()} daily highlights clip").split()
-        picked = rng.choice(words, 2, replace=False)
+        content = int(world.topic[v] if on_tag[v] else other[v])
+        name = TOPICS[content]
+        picked = rng.choice(WORDS[name].split(), 2, replace=False)
         caption = f"{name} {picked[0]} {picked[1]} #{v % 97}"
         if v % 37 == 5:
             caption = caption.replace(" ", "\r", 1)      # bare carriage return, as in the official file
@@ -207,8 +243,8 @@ def _captions(folder: Path, world: World, rng: np.random.Generator) -> None:
         tags = "[]" if v % 4 == 0 else f"[{picked[0]},{name.lower()}]"
         second = f"{name} {picked[1]}"
         third_id, third = (-124, "UNKNOWN") if v % 2 else (1000 + v % 50, f"{picked[1]} clips")
-        first_id, first = (-124, "UNKNOWN") if v % 41 == 0 else (int(world.topic[v]), name)
-        rows.append((v, cover, caption, tags, first_id, first, 100 + int(world.topic[v]), second, third_id, third))
+        first_id, first = (-124, "UNKNOWN") if v % 41 == 0 else (content, name)
+        rows.append((v, cover, caption, tags, first_id, first, 100 + content, second, third_id, third))
     write_rows(folder / "kuairec_caption_category.csv", CAPTION_COLUMNS, rows)
 
 

@@ -8,7 +8,8 @@ movies, 1,000,209 ratings over ~3 years, for loading benchmarks.
 Quirks reproduced: ``::`` separators, no header, latin-1 titles (``é``, ``ñ``),
 titles ending with the year (``"Matrix, The (1999)"``), pipe-separated genres,
 non-contiguous movie IDs, zip codes as text (``02139``, ``55455-0001``).
-Ratings: ``clip(round(3.3 + 1.1 * (z - mean z)), 1, 5)`` from the world's engagement ``z``.
+Ratings: the world's engagement ``z`` cut at its quantiles so that the shares of 1..5 stars are
+the official ones (:func:`ratings_from`, :data:`RATING_SHARES`).
 
 Genres (:data:`GENRE_MIX`): primary and secondary genres drawn with the official
 ``movies.dat`` genre frequencies (Drama and Comedy dominate; half the movies carry a second
@@ -55,6 +56,8 @@ GENRE_MOVIES = {"Action": 503, "Adventure": 283, "Animation": 105, "Children's":
 DYNAMICS = {"stay": 0.7, "p_successor": 0.4, "p_state": 0.35, "state_pop_power": 1.0, "noise_pop_power": 1.0,
             "pop_exponent": 0.9}
 GENRE_MIX = {"topic_weights": tuple(float(GENRE_MOVIES[g]) for g in GENRES), "p_second": 0.5}
+# Rating shares (%) of 1..5 in the official ratings.dat (reference_stats.py: users 1-300).
+RATING_SHARES = (5.5, 10.3, 25.7, 34.6, 24.0)
 SIZES = {"small": (400, 600, 24_000, 30), "full": (6_040, 3_706, 1_000_209, 1_040)}
 
 
@@ -80,11 +83,21 @@ def write_movielens(out: Path, scale: str = "small", seed: int = 0) -> Path:
         times = np.concatenate([np.sort(START + rng.random(int(c)) * days * 86_400) for c in counts])
     users = np.repeat(np.arange(n_users), counts)
     z = world.engagement(users, items, in_state, rng)
-    rating = np.clip(np.rint(3.3 + 1.1 * (z - z.mean())), 1, 5).astype(np.int64)
+    rating = ratings_from(z)
     lines = [f"{u + 1}::{m}::{r}::{t}" for u, m, r, t in
              zip(users, movie_ids[items], rating, times.astype(np.int64), strict=True)]
     (folder / "ratings.dat").write_bytes(("\n".join(lines) + "\n").encode("ascii"))
     return folder
+
+
+def ratings_from(z: np.ndarray) -> np.ndarray:
+    """Ratings 1..5 by thresholding engagement ``z`` at its quantiles: the shares are :data:`RATING_SHARES`.
+
+    ``rating = 1 + #{j : z > quantile(z, c_j)}`` with ``c_j`` the cumulative shares of ratings 1..4;
+    monotone in ``z``, so who likes what is the world's, and only the scale is the official one.
+    """
+    cuts = np.quantile(z, np.cumsum(RATING_SHARES)[:-1] / 100.0)
+    return (1 + np.searchsorted(cuts, z, side="left")).astype(np.int64)
 
 
 def _counts(n_users: int, n_items: int, total: int, rng: np.random.Generator) -> np.ndarray:

@@ -49,6 +49,7 @@ class WorldConfig:
     engagement: tuple[float, float, float, float] = (1.1, 0.9, 0.4, 0.5)
     topic_weights: tuple[float, ...] | None = None
     p_second: float = 0.3
+    tag_counts: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if min(self.n_users, self.n_items, self.n_topics) < 1:
@@ -62,6 +63,15 @@ class WorldConfig:
             raise ValueError(f"topic_weights must hold {self.n_topics} positive weights")
         if not 0 <= self.p_second <= 1:
             raise ValueError(f"p_second must lie in [0, 1], got {self.p_second}")
+        if self.tag_counts is not None and (not 1 <= len(self.tag_counts) <= self.n_topics
+                                            or min(self.tag_counts) < 0 or abs(sum(self.tag_counts) - 1) > 1e-9):
+            raise ValueError("tag_counts must be probabilities of 1, 2, ... topics per item, summing to 1")
+
+    def extra_probs(self) -> np.ndarray:
+        """Probabilities of 0, 1, 2, ... topics beyond the primary one (``tag_counts`` or ``p_second``)."""
+        if self.tag_counts is None:
+            return np.array([1 - self.p_second, self.p_second])
+        return np.asarray(self.tag_counts, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -70,11 +80,20 @@ class World:
 
     config: WorldConfig
     topic: np.ndarray          # [n_items] primary topic
-    second_topic: np.ndarray   # [n_items] secondary topic or -1
+    extra_topics: np.ndarray   # [n_items, E] further topics, -1 padded
     popularity: np.ndarray     # [n_items] probabilities, sum 1
     quality: np.ndarray        # [n_items] standard-normal-ish
     successors: np.ndarray     # [n_items, 3] item indices, strongest first
     taste: np.ndarray          # [n_users, n_topics] probabilities
+
+    @property
+    def second_topic(self) -> np.ndarray:
+        """``[n_items]`` the first extra topic or -1."""
+        return self.extra_topics[:, 0]
+
+    def topics_of(self, item: int) -> list[int]:
+        """All topics of ``item``, primary first."""
+        return [int(self.topic[item])] + [int(t) for t in self.extra_topics[item] if t >= 0]
 
     def taste_score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """``log(T * taste)`` of the item's topic, clipped to [-3, 1.5] and scaled to ~[-1, 0.5]."""
@@ -111,26 +130,25 @@ def make_world(cfg: WorldConfig) -> World:
 
 
 def _topics(cfg: WorldConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Primary topic (every topic at least once) and secondary topic (-1: none) of each item.
+    """Primary topic (every topic at least once) and further topics (``[n_items, E]``, -1 padded).
 
-    Without ``topic_weights`` topics are uniform and a second topic (any other) comes with
-    probability ``p_second``; with weights both follow the weights (the second one
-    renormalised without the primary), as genres do in MovieLens.
+    Primary topics follow ``topic_weights`` (uniform without). The number of further topics
+    follows :meth:`WorldConfig.extra_probs`; they are distinct, drawn with the same weights
+    renormalised without the topics already held, as genres in MovieLens and ``feat`` tags in
+    KuaiRec.
     """
     n, t = cfg.n_items, cfg.n_topics
-    if cfg.topic_weights is None:
-        topic = np.concatenate([np.arange(t), rng.integers(0, t, n - t)])
-        rng.shuffle(topic)
-        return topic, np.where(rng.random(n) < cfg.p_second, (topic + rng.integers(1, t, n)) % t, -1)
-    w = np.asarray(cfg.topic_weights, dtype=np.float64)
+    w = np.ones(t) if cfg.topic_weights is None else np.asarray(cfg.topic_weights, dtype=np.float64)
     topic = np.concatenate([np.arange(t), rng.choice(t, n - t, p=w / w.sum())])
     rng.shuffle(topic)
-    has_second = rng.random(n) < cfg.p_second
-    second = np.full(n, -1, dtype=np.int64)
-    for i in np.flatnonzero(has_second):
-        other = np.where(np.arange(t) == topic[i], 0.0, w)
-        second[i] = rng.choice(t, p=other / other.sum())
-    return topic, second
+    probs = cfg.extra_probs()
+    n_extra = rng.choice(len(probs), n, p=probs)
+    extra = np.full((n, max(1, len(probs) - 1)), -1, dtype=np.int64)
+    for i in np.flatnonzero(n_extra):
+        other = w.copy()
+        other[topic[i]] = 0.0
+        extra[i, :n_extra[i]] = rng.choice(t, n_extra[i], replace=False, p=other / other.sum())
+    return topic, extra
 
 
 def _norm(p: np.ndarray) -> np.ndarray:
