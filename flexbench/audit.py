@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from flexbench.metrics import mean_metrics, score_rankings
 from flexbench.prepared import PreparedDataset
 from flexbench.ranker import RankerContext, RankerUnavailable, build_ranker
 from flexbench.types import Instance, NeedLabels, Split
