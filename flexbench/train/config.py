@@ -123,6 +123,7 @@ class TrainConfig:
     ppo_epochs: int = 1
     mini_batches: int = 1
     micro_batch_size: int = 2
+    shared_prefix: bool = True  # score a prompt's rollouts in one row over one copy of the prompt
     reward_cutoff: int | None = 10  # training NDCG cutoff (SPEC 6); None: the whole list
     uncertainty_clip: tuple[float, float] = (0.25, 4.0)
     adv_eps: float = 1e-6

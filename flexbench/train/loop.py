@@ -84,6 +84,7 @@ from flexbench.train.optim.forward import pack, score_completions
 from flexbench.train.optim.loss import pad_groups, policy_loss
 from flexbench.train.optim.ppo import ValueHead, gae, value_loss, weighted_whiten
 from flexbench.train.optim.sft import sft_step, task_examples
+from flexbench.train.optim.shared import any_prompt_shared, pack_shared, supports_shared_prefix
 from flexbench.train.rollout.engines import EngineSync, NoSync, logprob_gap
 from flexbench.train.rollout.sampler import Rollout, RolloutSampler
 from flexbench.train.tasks import TaskSampler
@@ -136,6 +137,7 @@ class PolicyTrainer:
             self.value_head = self.value_head.to(self.acc.device)
         self.reference = reference
         self.sampler = RolloutSampler(backend, tokenizer, method, cfg)
+        self._share_prefix = cfg.shared_prefix and supports_shared_prefix(self.acc.unwrap_model(self.model))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.progress = Progress()
         self._updated_in_step = False
@@ -292,10 +294,16 @@ class PolicyTrainer:
         return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
     def _pack(self, rollouts: Sequence[Rollout]) -> Any:
-        """Pack rollouts with their supports (constrained): scored under their sampling distribution."""
+        """Pack rollouts with their supports (constrained: scored under their sampling distribution).
+
+        With ``shared_prefix`` the rollouts of one prompt share one copy of it
+        (:mod:`flexbench.train.optim.shared`; same log-probs, fewer tokens).
+        """
         supports = [r.support for r in rollouts] if any(r.support is not None for r in rollouts) else None
-        return pack([r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts],
-                    self.pad_id, supports).to(self.acc.device)
+        args = ([r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts], self.pad_id, supports)
+        if self._share_prefix and any_prompt_shared(args[0]):
+            return pack_shared(*args).to(self.acc.device)
+        return pack(*args).to(self.acc.device)
 
     def _prepare(self, rollouts: list[Rollout]) -> _Prepared:
         n = len(rollouts)

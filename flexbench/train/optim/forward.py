@@ -63,6 +63,11 @@ class PackedBatch:
                              for t in (self.input_ids, self.attention_mask, self.position_ids, self.completion,
                                        self.completion_mask, self.support, self.support_mask)))
 
+    def forward_logits(self, model: torch.nn.Module, *, hidden: bool = False
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits ``[B, T, V]`` predicting each completion token (:func:`completion_logits`)."""
+        return completion_logits(model, self, hidden=hidden)
+
 
 def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int,
          supports: Sequence[Sequence[Sequence[int]] | None] | None = None) -> PackedBatch:
@@ -143,15 +148,17 @@ def completion_logits(model: torch.nn.Module, batch: PackedBatch, *, hidden: boo
     return logits, states
 
 
-def score_completions(model: torch.nn.Module, batch: PackedBatch, *, entropy: bool = False,
+def score_completions(model: torch.nn.Module, batch: Any, *, entropy: bool = False,
                       hidden: bool = False, temperature: float = 1.0) -> TokenScores:
     """Log-probabilities (and optionally entropies, hidden states) of the completion tokens.
 
     Scored under the sampling distribution: logits divided by ``temperature``
     and, for a batch with a support (constrained rollouts), softmax over the
-    allowed tokens of each step.
+    allowed tokens of each step. ``batch`` is a :class:`PackedBatch` or a
+    prefix-shared :class:`~flexbench.train.optim.shared.SharedBatch`; both give
+    ``[B, T]`` per-rollout tensors.
     """
-    logits, states = completion_logits(model, batch, hidden=hidden)
+    logits, states = batch.forward_logits(model, hidden=hidden)
     if temperature != 1.0:
         logits = logits.float() / temperature
     logp = token_logprobs(logits, batch.completion, batch.support, batch.support_mask)
