@@ -60,6 +60,7 @@ import torch
 
 from flexbench.errors import FlexBenchError
 from flexbench.train.config import OptimizerKind, Precision, Sharding, TrainConfig
+from flexbench.train.memory import env_flag, shard_group
 
 
 def mixed_precision(cfg: TrainConfig) -> str:
@@ -121,11 +122,6 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     raise FlexBenchError(f"sharding: found no list of {count} decoder layers in {type(model).__name__}")
 
 
-def env_flag(name: str) -> bool:
-    """Whether environment variable ``name`` is set to 1/true/yes."""
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
-
-
 def ensure_process_group(device_type: str) -> None:
     """Start a one-process group (NCCL on CUDA, else gloo) on a free loopback port unless one exists."""
     import torch.distributed as dist
@@ -144,8 +140,8 @@ def shard_mesh(device_type: str, world: int) -> Any:
     ``FLEXBENCH_FSDP_SHARD_SIZE`` divides ``world`` into groups (module docstring)."""
     from torch.distributed.device_mesh import init_device_mesh
 
-    size = int(os.environ.get("FLEXBENCH_FSDP_SHARD_SIZE", "0") or 0) or world
-    if size < 1 or world % size:
+    size = shard_group(world)
+    if world % size:
         raise FlexBenchError(f"FLEXBENCH_FSDP_SHARD_SIZE={size} must divide the {world} processes")
     if size == world:
         return init_device_mesh(device_type, (world,))

@@ -25,6 +25,9 @@ max_new_tokens`` tokens per sequence, ``T = max_new_tokens``, ``V`` the vocabula
                                              phase); CPU: the for-loop kernel's 2 x the largest parameter
     NCCL buffers       0.5 GiB + FSDP's      communicators (world > 1 on CUDA) and FSDP's fp32
                        4 x 2 P_layer         reduce-scatter input of two layers
+
+Under HSDP (``FLEXBENCH_FSDP_SHARD_SIZE=n``) ``s = n``; with ``FLEXBENCH_FSDP_NO_SYNC=1`` the
+gradients are unsharded (``4 P_t``) until the last micro-batch of each optimizer step.
     context/headroom   1 GiB CUDA context + 10 % of the peak for fragmentation
 
 The per-layer activation coefficients were measured (saved-tensor hooks on Llama
@@ -232,12 +235,12 @@ def plan_memory(cfg: TrainConfig, method: Any, setup: Setup, shape: ModelShape |
     bf16 = cfg.precision is Precision.BF16 or (cfg.precision is Precision.AUTO and setup.device == "cuda")
     c = 2 if bf16 else 4
     sharded = cfg.sharding is not Sharding.NONE and setup.world > 1
-    s = setup.world if sharded else 1
+    s = shard_group(setup.world) if sharded else 1
     trainable = m.lora_params(cfg.lora_r, cfg.lora_targets) if cfg.lora else m.params
     sft_only = method.algorithm is Algorithm.SFT
     rows = [Component("policy weights (fp32 master)", 4 * (m.params / s if not cfg.lora else m.params + trainable),
                       PHASES, f"{_count(m.params)} x 4 B" + (f" / {s}" if s > 1 else "")),
-            Component("gradients (fp32)", 4 * trainable / s,
+            Component("gradients (fp32)", 4 * trainable / (1 if sharded and _deferred_sync() else s),
                       PHASES if setup.world > 1 and not sharded else ("update", "step"),
                       f"{_count(trainable)} trainable x 4 B" + (f" / {s}" if s > 1 else "") +
                       (", DDP buckets persist" if setup.world > 1 and not sharded else ""))]
@@ -261,6 +264,26 @@ def plan_memory(cfg: TrainConfig, method: Any, setup: Setup, shape: ModelShape |
                f"gradient checkpointing {'on' if cfg.gradient_checkpointing else 'off'}, "
                f"engine {setup.engine.value if not sft_only else 'none (SFT)'}")
     return MemoryPlan(m, setup, summary, tuple(r for r in rows if r.bytes > 0), notes)
+
+
+def shard_group(world: int) -> int:
+    """Processes one copy of the weights is sharded over: ``FLEXBENCH_FSDP_SHARD_SIZE`` (HSDP), else ``world``."""
+    import os
+
+    size = int(os.environ.get("FLEXBENCH_FSDP_SHARD_SIZE", "0") or 0)
+    return size if 0 < size <= world else world
+
+
+def env_flag(name: str) -> bool:
+    """Whether environment variable ``name`` is set to 1/true/yes."""
+    import os
+
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def _deferred_sync() -> bool:
+    """``FLEXBENCH_FSDP_NO_SYNC=1``: FSDP2 accumulates unsharded gradients until the last micro-batch."""
+    return env_flag("FLEXBENCH_FSDP_NO_SYNC")
 
 
 def _step_rows(cfg: TrainConfig, m: ModelShape, trainable: float, setup: Setup) -> list[Component]:

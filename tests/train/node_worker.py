@@ -57,8 +57,30 @@ def main(tok_dir: str, out_dir: str, results: str) -> None:
               "full_weights": weights if acc.is_main_process else None,
               "node": os.environ.get("GROUP_RANK")}
     assert progress == Progress(2, second.progress.position)
+    result.update(materialized(tokenizer, acc))
     torch.save(result, Path(results) / f"rank{acc.process_index}.pt")
     acc.wait_for_everyone()
+
+
+def materialized(tokenizer, acc) -> dict:  # type: ignore[no-untyped-def]
+    """Rank 0 loads the policy (seed 5), the others build it on the meta device; after sharding every rank
+    holds rank 0's weights and rotary buffers (``materialize_from_rank0``)."""
+    import torch
+    from policy_fixtures import tiny_policy
+
+    from flexbench.train.config import TrainConfig
+    from flexbench.train.distributed import iter_full_parameters, shard_model
+
+    if acc.is_main_process:
+        model = tiny_policy(tokenizer, seed=5)
+    else:
+        with torch.device("meta"):
+            model = tiny_policy(tokenizer, seed=5)
+    was_meta = any(p.is_meta for p in model.parameters())
+    model = shard_model(model, TrainConfig(model="tiny", sharding="fsdp"), acc)
+    full = {k: v.clone() for k, v in iter_full_parameters(model)}
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    return {"meta_built": was_meta, "materialized": full, "buffers": buffers}
 
 
 if __name__ == "__main__":

@@ -204,3 +204,15 @@ def test_step_temporaries_fp32_keys_and_nccl_buffers_are_counted() -> None:
     assert fsdp["AdamW foreach temporary"] == pytest.approx(p)  # sharded like the states
     cpu = _rows(plan_memory(_paper(), FLEXREC, replace(one, device="cpu")))
     assert cpu["AdamW temporaries"] == pytest.approx(8 * shape.vocab * shape.hidden)
+
+
+def test_hsdp_and_deferred_fsdp_sync_change_the_sharded_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = 3_085_938_688
+    setup = Setup(16, 79.6 * GIB, "cuda", RolloutEngine.TRANSFORMERS)
+    full = _rows(plan_memory(_paper(sharding="fsdp"), FLEXREC, setup))
+    assert full["optimizer (adamw)"] == pytest.approx(8 * p / 16)
+    monkeypatch.setenv("FLEXBENCH_FSDP_SHARD_SIZE", "8")
+    hsdp = _rows(plan_memory(_paper(sharding="fsdp"), FLEXREC, setup))
+    assert hsdp["optimizer (adamw)"] == pytest.approx(8 * p / 8)
+    monkeypatch.setenv("FLEXBENCH_FSDP_NO_SYNC", "1")
+    assert _rows(plan_memory(_paper(sharding="fsdp"), FLEXREC, setup))["gradients (fp32)"] == pytest.approx(4 * p)

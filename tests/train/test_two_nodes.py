@@ -2,7 +2,8 @@
 
 The same launch as on two GPU nodes (docs/GPU.md, "Multi-GPU and multi-node"): two
 torchrun agents meet at a c10d rendezvous, each starts one process; the run goes
-through an FSDP step, a checkpoint, a resume, and a sharded save and restore.
+through an FSDP step, a checkpoint, a resume, a sharded save and restore, and a policy built on the meta
+device on rank 1 that receives rank 0's weights after sharding.
 About a minute on two shared cores: ``slow``.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from policy_fixtures import toy_tokenizer
+from policy_fixtures import tiny_policy, toy_tokenizer
 
 __all__ = ["toy_tokenizer"]
 HERE = Path(__file__).resolve().parent
@@ -50,3 +51,9 @@ def test_two_nodes_train_checkpoint_and_resume(toy_tokenizer, tmp_path: Path) ->
     assert state["step"] == 2 and state["sharded"]
     assert (out / "sharded" / "checkpoint" / "dcp" / ".metadata").exists()
     assert ranks[0]["full_weights"] is not None
+    # rank 1 built its policy on the meta device and received rank 0's weights after sharding
+    assert [r["meta_built"] for r in ranks] == [False, True]
+    loaded = tiny_policy(toy_tokenizer, seed=5).state_dict()
+    for r in ranks:
+        assert all(torch.equal(v, loaded[k]) for k, v in r["materialized"].items())
+        assert all(torch.equal(v, ranks[0]["buffers"][k]) for k, v in r["buffers"].items())
