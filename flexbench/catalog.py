@@ -62,8 +62,9 @@ def open_dataset(name: str, root: Path | None = None, *, auto_prepare: bool = Tr
                 f"`{killed.get('command') or f'flexbench data prepare {name}'}` again")
         if killed is None and (path / "meta.json").exists():
             dataset = PreparedDataset(path)
-            if dataset.protocol_version == PROTOCOL_VERSION:
-                return dataset
+            current = importlib.import_module("flexbench.datasets.prepare").sample_is_current
+            if dataset.protocol_version == PROTOCOL_VERSION and (not auto_prepare or current(dataset)):
+                return dataset  # a prepared sample whose bundled files changed is prepared again
             if not (auto_prepare and dataset.meta.get("config", {}).get("sample")):
                 command = dataset.meta.get("config", {}).get("command") or f"flexbench data prepare {name}"
                 raise DatasetNotPrepared(f"dataset {name!r} under {root} was prepared under protocol "

@@ -20,6 +20,7 @@ shown to every user, so there a view says nothing about taste and a complete pla
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -120,6 +121,30 @@ def bundled_sample_dir(dataset: str) -> Path:
     return target
 
 
+def source_digest(source_dir: Path) -> str:
+    """SHA-256 over the relative paths and bytes of every file under ``source_dir`` (the raw sample files).
+
+    Recorded as ``config.source_digest`` when a bundled sample is prepared, so a
+    prepared sample whose generator or files changed since is prepared again
+    (:func:`sample_is_current`); the bundled samples are a few MB (tens of ms).
+    """
+    digest = hashlib.sha256()
+    root = Path(source_dir)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def sample_is_current(dataset: PreparedDataset) -> bool:
+    """False for a dataset prepared from a bundled sample whose files have changed since (or never recorded)."""
+    config = dataset.meta.get("config", {})
+    if not config.get("sample"):
+        return True
+    recorded = config.get("source_digest")
+    return recorded is not None and recorded == source_digest(bundled_sample_dir(dataset.meta.get("dataset",
+                                                                                                  dataset.name)))
+
+
 def prepare(cfg: PrepareConfig, raw_dir: Path | None, out_root: Path, *, cache: Path | None = None,
             console: Console | None = None, timings: Timings | None = None, wait: bool = False) -> PreparedDataset:
     """Prepare ``cfg.dataset`` from ``raw_dir`` (bundled sample when ``None``) into ``out_root/<name>``.
@@ -164,9 +189,10 @@ def _prepare_locked(cfg: PrepareConfig, raw_dir: Path | None, out_root: Path, *,
     out_root.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out_root, cfg.name)
     write_marker(out_root, cfg.name, {"source": str(source_dir), "sample": raw_dir is None, "command": command})
+    extra = {"source": str(source_dir), "sample": raw_dir is None, "command": command,
+             **({"source_digest": source_digest(source_dir)} if raw_dir is None else {})}
     try:
-        _build_and_write(cfg, source_dir, tmp, cache=cache, console=console, timings=timings,
-                         extra_config={"source": str(source_dir), "sample": raw_dir is None, "command": command})
+        _build_and_write(cfg, source_dir, tmp, cache=cache, console=console, timings=timings, extra_config=extra)
         replace_dir(tmp, final)
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -255,4 +281,4 @@ def _finished(out_root: Path, name: str) -> PreparedDataset | None:
         dataset = PreparedDataset(out_root / name)
     except FlexBenchError:
         return None
-    return dataset if dataset.protocol_version == PROTOCOL_VERSION else None
+    return dataset if dataset.protocol_version == PROTOCOL_VERSION and sample_is_current(dataset) else None

@@ -75,3 +75,28 @@ def test_prepare_and_build_configs_share_one_set_of_size_defaults() -> None:
     assert cfg.build_config().sizes() == cfg.sizes() and cfg.sizes()["n_test"] == 7
     assert {k: v for k, v in cfg.sizes().items() if k != "n_test"} == {
         k: v for k, v in InstanceSizes().sizes().items() if k != "n_test"} and sizes == set(cfg.sizes())
+
+
+def test_a_prepared_sample_whose_bundled_files_changed_is_prepared_again(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A generator change (new bundled sample files) reaches users who prepared the old sample."""
+    import shutil
+
+    from flexbench import catalog
+    from flexbench.datasets import prepare as prepare_module
+
+    source = tmp_path / "sample-esci"
+    shutil.copytree(prepare_module.bundled_sample_dir("esci"), source)
+    monkeypatch.setattr(prepare_module, "bundled_sample_dir", lambda dataset: source)
+    root = tmp_path / "prepared"
+    first = prepare_sample("esci", root, encoder="hash", cache=tmp_path / "emb")
+    assert first.meta["config"]["source_digest"] == prepare_module.source_digest(source)
+    assert prepare_module.sample_is_current(first)
+    assert prepare_sample("esci", root, encoder="hash", cache=tmp_path / "emb").fingerprint == first.fingerprint
+    victim = next(p for p in sorted(source.rglob("*")) if p.is_file())
+    victim.write_bytes(victim.read_bytes() + b"\n")  # the bundled sample changed
+    assert not prepare_module.sample_is_current(first)
+    calls = []
+    monkeypatch.setattr(prepare_module, "prepare_sample", lambda name, out_root: calls.append(name) or first)
+    catalog.open_dataset("esci", root)
+    assert calls == ["esci"]
