@@ -200,7 +200,9 @@ def vllm_engine(cfg: TrainConfig, model: Any, tokenizer: Any) -> Any:
                              "decoding here (--set engine=transformers, or --set constrained=false)")
     import torch
 
-    kwargs: dict[str, Any] = {}
+    # the sampled tokens' log-probs under the distribution the trainer scores: the model's (raw) at
+    # temperature 1; temperature-scaled (vLLM's "processed", after temperature and top-p) otherwise
+    kwargs: dict[str, Any] = {"logprobs_mode": "raw_logprobs" if cfg.temperature == 1.0 else "processed_logprobs"}
     rank, world = process_rank()
     if world > 1:
         kwargs["distributed_executor_backend"] = "external_launcher"
