@@ -142,7 +142,8 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, help="number of seeds (default 5; --quick 3)")
     p.add_argument("--steps", type=int, help="RL steps per run")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2, one torch thread each)")
-    p.add_argument("--work-dir", type=Path, help="keep data, critic and runs here (default: a temporary dir)")
+    p.add_argument("--work-dir", type=Path, help="keep data, critic and runs here (default: a temporary dir); "
+                   "rerun with the same directory to resume: finished jobs are not run again")
     p.add_argument("--from-json", type=Path, help="re-render --md/--png from a JSON this script wrote (no training)")
     return p.parse_args(argv)
 
@@ -222,7 +223,7 @@ def _prepare(work: Path, setting: Setting) -> dict[str, Any]:
     tokenizer = train_tokenizer(dataset)
     tokenizer.save_pretrained(work / "tokenizer")
     fits = fit_ensemble(dataset, CriticConfig(epochs=setting.critic_epochs, seed=0), work / "critic",
-                        setting.critic_members, resume=False, console=Console(quiet=True))
+                        setting.critic_members, resume=True, console=Console(quiet=True))  # same data: reused
     test = [f.report["test"] for f in fits]
     n_params = sum(p.numel() for p in tiny_model(tokenizer, hidden=setting.hidden, layers=setting.layers).parameters())
     return {"task": task, "dataset": dataset, "density": observed_density(dataset), "vocab": len(tokenizer),
@@ -275,17 +276,18 @@ def _run_all(jobs: list[Any], workers: int) -> list[dict[str, Any]]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from credit_runs import run_job
+    from credit_runs import run_job_cached
 
     results = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(run_job, job): job for job in jobs}
+        futures = {pool.submit(run_job_cached, job): job for job in jobs}
         for n, future in enumerate(as_completed(futures), 1):
             r = future.result()
             results.append(r)
             print(f"[{n}/{len(jobs)}] {r['label']} seed {r['seed']}: NDCG@5 {r['curve'][0][1]:.3f} -> "
                   f"{r['curve'][-1][1]:.3f}, test {np.mean(list(r['test'].values())):.3f} "
-                  f"({r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU)", flush=True)
+                  f"({r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU{', from an earlier run' if r.get('cached') else ''})",
+                  flush=True)
     order = {(j.label, j.seed): i for i, j in enumerate(jobs)}
     return sorted(results, key=lambda r: order[(r["label"], r["seed"])])
 

@@ -199,6 +199,36 @@ class CreditProbe:
                 "grad_norms": self.grad_norms}
 
 
+RESULT_FILE = "result.json"
+
+
+def run_job_cached(job: Job) -> dict[str, Any]:
+    """:func:`run_job`, or the result a previous run of the same job left in its directory.
+
+    The result is written (atomically) once the job has finished, keyed by the
+    whole job description, so an interrupted testbed rerun with the same
+    ``--work-dir`` redoes only the jobs that had not finished.
+    """
+    import dataclasses
+    import json
+    import os
+
+    key = json.dumps(dataclasses.asdict(job), sort_keys=True, default=str)
+    path = Path(job.out_dir) / RESULT_FILE
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text())
+            if stored.get("key") == key:
+                return {**stored["result"], "cached": True}
+        except (json.JSONDecodeError, KeyError):
+            pass
+    result = run_job(job)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "result": result}))
+    os.replace(tmp, path)
+    return result
+
+
 def run_job(job: Job) -> dict[str, Any]:
     """Train one (method, seed) of the testbed and evaluate it (module docstring)."""
     import torch

@@ -172,3 +172,15 @@ def test_two_rows_train_through_the_real_loop(bench, small_task, tmp_path: Path)
         out = bench.runs.run_job(job)
         assert [s for s, _ in out["curve"]] == [0, 1, 2] and len(out["test"]) == 4
         assert out["probe"]["n_entries"] > 0 and len(out["probe"]["grad_norms"]) == 2
+
+
+def test_finished_jobs_are_not_run_again(bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    calls = []
+    monkeypatch.setattr(bench.runs, "run_job", lambda job: calls.append(job.seed) or {"label": job.label, "seed": job.seed})
+    job = bench.runs.Job("flexrec", "flexrec", "labels", 0, 0, {"steps": 2}, "d", "t", "c", str(tmp_path / "r"))
+    (tmp_path / "r").mkdir()
+    assert bench.runs.run_job_cached(job) == {"label": "flexrec", "seed": 0}
+    assert bench.runs.run_job_cached(job)["cached"] is True and calls == [0]
+    changed = dataclasses.replace(job, setting={"steps": 3})  # another setting: run again
+    bench.runs.run_job_cached(changed)
+    assert calls == [0, 0]
