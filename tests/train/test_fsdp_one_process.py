@@ -163,3 +163,19 @@ def test_previous_checkpoint_goes_first_when_the_disk_holds_one(toy_tokenizer, t
     save_checkpoint(tmp_path, Progress(3, 3), model=model, optimizer=opt, scheduler=sched)
     assert seen == [False, True]  # room for two: the previous one stays until the rename
     assert load_checkpoint(tmp_path, model=model, optimizer=opt, scheduler=sched) == Progress(3, 3)
+
+
+def test_gathering_can_be_skipped_while_an_engine_samples(toy_tokenizer, one_process_group,  # type: ignore[no-untyped-def]
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from flexbench.train.distributed import gathered_weights
+
+    _, model = _sharded(toy_tokenizer)
+    calls: list[int] = []
+    original = type(model).unshard
+    monkeypatch.setattr(type(model), "unshard", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    with gathered_weights(model, enabled=False):
+        pass
+    assert calls == []
+    with gathered_weights(model):
+        pass
+    assert len(calls) == 3  # two decoder layers and the root
