@@ -167,12 +167,14 @@ def test_previous_checkpoint_goes_first_when_the_disk_holds_one(toy_tokenizer, t
 
 def test_gathering_can_be_skipped_while_an_engine_samples(toy_tokenizer, one_process_group,  # type: ignore[no-untyped-def]
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch.distributed.fsdp import FSDPModule
+
     from flexbench.train.distributed import gathered_weights
 
     _, model = _sharded(toy_tokenizer)
     calls: list[int] = []
-    original = type(model).unshard
-    monkeypatch.setattr(type(model), "unshard", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    original = FSDPModule.unshard
+    monkeypatch.setattr(FSDPModule, "unshard", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     with gathered_weights(model, enabled=False):
         pass
     assert calls == []
