@@ -1,4 +1,9 @@
-"""GPT-4o, or any OpenAI-compatible endpoint, as a zero-shot ranker (row ``gpt-4o``).
+"""GPT-4o (row ``gpt-4o``), or any model behind an OpenAI-compatible endpoint (rows ``openai:MODEL``).
+
+``gpt-4o`` is OpenAI's GPT-4o; every other endpoint model is its own row,
+``flexbench eval openai:MODEL --base-url URL`` (the ``openai`` family of
+:data:`flexbench.ranker.FAMILIES`), stored and shown under that name, so two
+models behind one server are two rows.
 
 The same prompt as the local models (:mod:`flexbench.llm.prompts`) is sent as chat
 messages through :class:`~flexbench.llm.backends.openai_backend.OpenAIBackend`
@@ -13,8 +18,9 @@ server, e.g. a local ``vllm serve``), ``api_key_env`` (default
 ``OPENAI_API_KEY``), ``concurrency``, ``max_retries``, ``timeout_s``,
 ``max_new_tokens``, ``max_item_chars``, ``progress``, ``prompt_mode`` (``ids`` or
 ``reason``, as for the zero-shot rankers). The run's provenance records the
-prompt mode and version and the endpoint with any credential removed
-(:func:`flexbench.secrets.redact_url`).
+prompt mode and version, the endpoint with any credential removed
+(:func:`flexbench.secrets.redact_url`) and its host, and the sampling settings
+(temperature, top-p, max new tokens, seed) that also key the response cache.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flexbench.llm.backends.base import SamplingParams
-from flexbench.llm.backends.openai_backend import OpenAIBackend, OpenAIConfig, api_key_from_env
+from flexbench.llm.backends.openai_backend import OpenAIBackend, OpenAIConfig, api_key_from_env, endpoint_host
 from flexbench.llm.labels import PromptMode, prompt_mode_of
 from flexbench.llm.prompts import PROMPT_VERSION, build_prompt
 from flexbench.llm.ranking import config_from_options, to_ranking
@@ -61,15 +67,23 @@ class GPT4oRanker(RankerBase):
         self.seed = ctx.seed
         self.backend = OpenAIBackend(endpoint, progress=self.settings.progress)
 
+    @property
+    def sampling(self) -> SamplingParams:
+        """The sampling settings of every request (greedy)."""
+        return SamplingParams(max_new_tokens=self.settings.max_new_tokens, temperature=0.0, seed=self.seed)
+
     def provenance(self, need: str) -> dict[str, Any]:
-        """What the run records: the model, the prompt mode and version, and the endpoint without credentials."""
+        """What the run records: the model, the prompt mode and version, the endpoint without credentials
+        and its host, and the sampling settings."""
+        s = self.sampling
         return {"model": self.model, "prompt_mode": self.settings.prompt_mode.value, "prompt_version": PROMPT_VERSION,
-                "endpoint": self.backend.endpoint}
+                "endpoint": self.backend.endpoint, "endpoint_host": endpoint_host(self.backend.endpoint),
+                "sampling": {"temperature": s.temperature, "top_p": s.top_p, "max_new_tokens": s.max_new_tokens,
+                             "seed": s.seed, "n": s.n}}
 
     def rank(self, instances: Sequence[Instance], need: NeedSpec) -> list[Ranking]:
-        """One ranking per instance, in input order."""
+        """One ranking per instance, in input order (prompts show each instance's display order)."""
         prompts = [build_prompt(x, need, seed=self.seed, max_item_chars=self.settings.max_item_chars,
                                 mode=self.settings.prompt_mode) for x in instances]
-        params = SamplingParams(max_new_tokens=self.settings.max_new_tokens, temperature=0.0, seed=self.seed)
-        outputs = self.backend.generate([p.messages for p in prompts], params)
+        outputs = self.backend.generate([p.messages for p in prompts], self.sampling)
         return [to_ranking(x, p, out[0]) for x, p, out in zip(instances, prompts, outputs, strict=True)]

@@ -3,9 +3,17 @@
 Per batch of instances: ``ranker.rank`` -> check one :class:`Ranking` per
 instance, in order -> :func:`flexbench.repair.repair` -> :mod:`flexbench.metrics`
 -> one :class:`InstanceRecord` each, appended to the result store before the
-next batch starts. A rerun skips the instance IDs already stored, so an
-interrupted run (Ctrl-C, ``kill -9``) resumes without losing or double counting
-an instance; the final aggregate is computed from the stored records.
+next batch starts. A rerun skips the (instance, permutation) pairs already stored,
+so an interrupted run (Ctrl-C, ``kill -9``) resumes without losing or double
+counting one; the final aggregate is computed from the stored records.
+
+Display orders (``permutations = P``): each instance is ranked under ``P``
+display orders ``p = 0 .. P-1`` (:func:`flexbench.display.present`, seeded by
+``(seed, instance, p)``), each stored as its own record with ``permutation`` and
+``display_ids``. A run's metrics are the mean over instances of the per-instance
+means over the permutations (:func:`flexbench.order_stats.merge_trials`); rates
+are over all trials. ``P = 1`` stores what it always stored, under the same
+config, so runs made before display orders existed resume and compare unchanged.
 
 Rates reported beside the metrics (SPEC section 4)::
 
@@ -25,11 +33,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from flexbench.display import present
 from flexbench.errors import FlexBenchError
 from flexbench.metrics import mean_metrics, score_rankings, zero_metrics
+from flexbench.order_stats import merge_trials
 from flexbench.ranker import Ranker
 from flexbench.repair import repair
-from flexbench.results import VERSION_KEYS, ResultStore, code_version, hardware
+from flexbench.results import VERSION_KEYS, ResultStore, code_version, hardware, trial_key
 from flexbench.types import Instance, InstanceRecord, NeedLabels, NeedSpec, Ranking, RunKey, RunResult
 
 RATE_NAMES: tuple[str, ...] = ("invalid_rate", "duplicate_rate", "parse_failure_rate", "pad_rate")
@@ -53,18 +63,20 @@ def check_rankings(ranker: Ranker, batch: Sequence[Instance], rankings: Sequence
 
 
 def score_batch(batch: Sequence[Instance], rankings: Sequence[Ranking], labels: Mapping[str, NeedLabels],
-                *, seed: int, strict: bool) -> list[InstanceRecord]:
-    """Repair and score one batch of checked rankings."""
+                *, seed: int, strict: bool, permutations: Sequence[int] | None = None) -> list[InstanceRecord]:
+    """Repair and score one batch of checked rankings; ``permutations[i]`` is the display order
+    ``batch[i]`` was shown (its ``display_ids`` are stored with the record)."""
     repaired = [repair(r, x.candidate_ids, seed=seed) for x, r in zip(batch, rankings, strict=True)]
     metrics = score_rankings([r.item_ids for r in repaired], [labels[x.instance_id] for x in batch])
+    perms = permutations if permutations is not None else [0] * len(batch)
     return [
         InstanceRecord(
             instance_id=out.instance_id, raw_output=raw.raw_output, prompt=raw.prompt, parsed=raw.parsed,
             output_ids=tuple(raw.item_ids), repaired_ids=out.item_ids, n_invalid=out.n_invalid,
             n_duplicate=out.n_duplicate, n_padded=out.n_padded,
-            metrics=zero_metrics() if strict and not raw.parsed else m,
+            metrics=zero_metrics() if strict and not raw.parsed else m, permutation=p, display_ids=x.display_ids,
         )
-        for raw, out, m in zip(rankings, repaired, metrics, strict=True)
+        for x, raw, out, m, p in zip(batch, rankings, repaired, metrics, perms, strict=True)
     ]
 
 
@@ -115,16 +127,19 @@ def evaluate(
     config: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    permutations: int = 1,
 ) -> RunResult:
     """Evaluate ``ranker`` on ``instances`` (first ``limit``) for ``need``; see the module docstring.
 
-    ``config`` (method options) plus ``seed`` and ``strict`` must match a stored
-    run to resume it; ``provenance`` adds fields to the stored provenance (its
-    ``data_fingerprint`` is checked on resume too). Without ``store`` nothing
-    is written. Returns the aggregate over the evaluated instances.
+    ``config`` (method options) plus ``seed``, ``strict`` and ``permutations`` (when
+    above 1) must match a stored run to resume it; ``provenance`` adds fields to the
+    stored provenance (its ``data_fingerprint`` is checked on resume too). Without
+    ``store`` nothing is written. Returns the aggregate over the evaluated instances.
     """
     if batch_size < 1:
         raise FlexBenchError(f"--batch-size must be at least 1, got {batch_size}")
+    if permutations < 1:
+        raise FlexBenchError(f"--permutations must be at least 1, got {permutations}")
     if limit is not None and limit < 1:
         raise FlexBenchError(f"--limit must be at least 1, got {limit}")
     if not instances:
@@ -132,9 +147,11 @@ def evaluate(
     chosen = list(instances[:limit] if limit is not None else instances)
     check_labels(chosen, labels)
     key = key or RunKey(ranker.name, chosen[0].dataset, need.name, chosen[0].split.value)
-    full_config = {**dict(config or {}), "seed": seed, "strict": strict}
+    full_config = {**dict(config or {}), "seed": seed, "strict": strict,
+                   **({"permutations": permutations} if permutations > 1 else {})}
     prov = _provenance(full_config, provenance, seed=seed, strict=strict, limit=limit,
                        n_available=len(instances))
+    prov["permutations"] = permutations
     hold = contextlib.ExitStack()  # the run's lock (flexbench.results.ResultStore.writer), until the end
     if store is not None:
         writer = hold.enter_context(store.writer(key, config=full_config, overwrite=overwrite,
@@ -145,38 +162,50 @@ def evaluate(
         done = {}
 
         def append(records: Sequence[InstanceRecord]) -> None:
-            done.update((r.instance_id, r) for r in records)
+            done.update((trial_key(r), r) for r in records)
 
     with hold:
-        todo = [x for x in chosen if x.instance_id not in done]
-        prov["n_resumed"] = len(chosen) - len(todo)
+        todo = [(x, p) for x in chosen for p in range(permutations) if (x.instance_id, p) not in done]
+        total = len(chosen) * permutations
+        prov["n_resumed"] = total - len(todo)
         if store is not None:
-            store.write_aggregate(_aggregate(key, chosen, done, prov, complete=False))
-        with _progress(len(chosen), len(chosen) - len(todo), f"{key.ranker} · {key.dataset}/{key.need}",
-                       progress) as advance:
+            store.write_aggregate(_aggregate(key, chosen, list(done.values()), prov, permutations, complete=False))
+        label = f"{key.ranker} · {key.dataset}/{key.need}" + (f" · {permutations} orders" if permutations > 1 else "")
+        with _progress(total, total - len(todo), label, progress) as advance:
             for start in range(0, len(todo), batch_size):
-                batch = todo[start:start + batch_size]
+                pairs = todo[start:start + batch_size]
+                batch = [present(x, seed, p) for x, p in pairs]
                 rankings = ranker.rank(batch, need)
                 check_rankings(ranker, batch, rankings)
-                append(score_batch(batch, rankings, labels, seed=seed, strict=strict))
+                append(score_batch(batch, rankings, labels, seed=seed, strict=strict,
+                                   permutations=[p for _, p in pairs]))
                 advance(len(batch))
-        stored = {r.instance_id: r for r in store.load_records(key)} if store is not None else done
+        stored = store.load_trials(key) if store is not None else list(done.values())
         prov["finished_at"] = _now()
-        result = _aggregate(key, chosen, stored, prov, complete=True)
+        result = _aggregate(key, chosen, stored, prov, permutations, complete=True)
         if store is not None:
             store.write_aggregate(result)
     return result
 
 
-def _aggregate(key: RunKey, chosen: Sequence[Instance], records: Mapping[str, InstanceRecord],
-               prov: Mapping[str, Any], *, complete: bool) -> RunResult:
-    """Aggregate the records of ``chosen`` in instance order (deterministic float sums)."""
-    ordered = [records[x.instance_id] for x in chosen if x.instance_id in records]
+def _aggregate(key: RunKey, chosen: Sequence[Instance], trials: Sequence[InstanceRecord],
+               prov: Mapping[str, Any], permutations: int, *, complete: bool) -> RunResult:
+    """Aggregate the instances of ``chosen`` that have all ``permutations`` trials, in instance order
+    (deterministic float sums): metrics over per-instance means, rates over their trials."""
+    wanted = {(x.instance_id, p) for x in chosen for p in range(permutations)}
+    mine = [t for t in trials if trial_key(t) in wanted]
+    counts: dict[str, int] = {}
+    for t in mine:
+        counts[t.instance_id] = counts.get(t.instance_id, 0) + 1
+    merged = {r.instance_id: r for r in merge_trials(mine)}
+    ordered = [merged[x.instance_id] for x in chosen if counts.get(x.instance_id) == permutations]
     if complete and len(ordered) != len(chosen):
         raise FlexBenchError(f"run {key.ranker}: {len(chosen) - len(ordered)} instances missing from "
                              f"the store after evaluation")
+    ids = {r.instance_id for r in ordered}
     return RunResult(key=key, n_instances=len(ordered), metrics=mean_metrics([r.metrics for r in ordered]),
-                     rates=aggregate_rates(ordered), provenance=dict(prov), complete=complete)
+                     rates=aggregate_rates([t for t in mine if t.instance_id in ids]), provenance=dict(prov),
+                     complete=complete)
 
 
 def _provenance(config: Mapping[str, Any], extra: Mapping[str, Any] | None, *, seed: int, strict: bool,

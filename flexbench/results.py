@@ -2,7 +2,7 @@
 
 Layout under the root (default ``<data>/results``)::
 
-    <dataset>/<need>/<split>/<ranker>.jsonl   one InstanceRecord per line, appended per batch
+    <dataset>/<need>/<split>/<ranker>.jsonl   one InstanceRecord per (instance, display permutation), appended per batch
     <dataset>/<need>/<split>/<ranker>.json    the RunResult aggregate (schema below)
 
 Aggregate JSON::
@@ -19,7 +19,7 @@ aggregate is written to a temporary file and moved into place with
 :func:`os.replace`, so a reader sees the old or the new file, never half of one.
 After ``kill -9`` the JSONL may end in a truncated line: :meth:`ResultStore.open_run`
 cuts it away, and a rerun scores only the instances not yet stored (records are
-deduplicated by instance ID). A rerun whose config or data fingerprint differs
+deduplicated by (instance ID, display permutation)). A rerun whose config or data fingerprint differs
 from the stored run is refused unless the caller asks to overwrite.
 
 Concurrency: :meth:`ResultStore.writer` holds the run's lock
@@ -55,6 +55,7 @@ import numpy as np
 
 from flexbench.errors import FlexBenchError
 from flexbench.locks import FileLock, LockHeld
+from flexbench.order_stats import merge_trials
 from flexbench.paths import results_dir
 from flexbench.provenance import code_version, hardware
 from flexbench.types import InstanceRecord, RunKey, RunResult
@@ -62,13 +63,14 @@ from flexbench.types import InstanceRecord, RunKey, RunResult
 RESULTS_SCHEMA_VERSION = 1
 __all__ = ["RESULTS_SCHEMA_VERSION", "ResultStore", "RunWriter", "atomic_write_text", "code_version", "dedupe", "hardware",
            "read_aggregate", "read_jsonl", "record_from_json", "record_to_json", "result_from_json", "result_to_json",
-           "verify_run"]
+           "trial_key", "verify_run"]
 
 
 def record_to_json(record: InstanceRecord) -> dict[str, Any]:
     """JSON-ready dict of a record."""
     out = asdict(record)
     out["output_ids"], out["repaired_ids"] = list(record.output_ids), list(record.repaired_ids)
+    out["display_ids"] = list(record.display_ids)
     out["metrics"] = dict(record.metrics)
     return out
 
@@ -81,6 +83,7 @@ def record_from_json(data: Mapping[str, Any]) -> InstanceRecord:
         repaired_ids=tuple(data["repaired_ids"]), n_invalid=int(data["n_invalid"]),
         n_duplicate=int(data["n_duplicate"]), n_padded=int(data["n_padded"]),
         metrics={k: float(v) for k, v in data["metrics"].items()},
+        permutation=int(data.get("permutation", 0)), display_ids=tuple(data.get("display_ids", ())),
     )
 
 
@@ -183,24 +186,29 @@ def read_jsonl(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+def trial_key(record: InstanceRecord) -> tuple[str, int]:
+    """What a record is unique by: ``(instance ID, display permutation)``."""
+    return record.instance_id, record.permutation
+
+
 def dedupe(records: Iterable[InstanceRecord]) -> list[InstanceRecord]:
-    """Records with each instance ID once (first occurrence kept), in stored order."""
-    out: dict[str, InstanceRecord] = {}
+    """Records with each (instance ID, permutation) once (first occurrence kept), in stored order."""
+    out: dict[tuple[str, int], InstanceRecord] = {}
     for record in records:
-        out.setdefault(record.instance_id, record)
+        out.setdefault(trial_key(record), record)
     return list(out.values())
 
 
 class RunWriter:
-    """Appends one run's records; ``done`` maps the instance IDs already stored to their records."""
+    """Appends one run's records; ``done`` maps the (instance ID, permutation) pairs already stored to their records."""
 
-    def __init__(self, path: Path, done: Mapping[str, InstanceRecord]) -> None:
+    def __init__(self, path: Path, done: Mapping[tuple[str, int], InstanceRecord]) -> None:
         self.path = path
-        self.done: dict[str, InstanceRecord] = dict(done)
+        self.done: dict[tuple[str, int], InstanceRecord] = dict(done)
 
     def append(self, records: Iterable[InstanceRecord]) -> None:
         """Append ``records`` not stored yet, then flush and fsync (one call per batch)."""
-        fresh = [r for r in records if r.instance_id not in self.done]
+        fresh = [r for r in records if trial_key(r) not in self.done]
         if not fresh:
             return
         payload = "".join(_json_line(record_to_json(r)) for r in fresh)
@@ -209,7 +217,7 @@ class RunWriter:
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
-        self.done.update((r.instance_id, r) for r in fresh)
+        self.done.update((trial_key(r), r) for r in fresh)
 
 
 def _json_line(value: Any) -> str:
@@ -261,7 +269,7 @@ class ResultStore:
             raise FlexBenchError(f"{path}: holds the result of {run.key.ranker} on {'/'.join(run.key.path_parts()[:3])}, "
                                  f"not of this path; delete it, or rerun with --overwrite")
         if verify:
-            verify_run(run, self.load_records(key), self.run_paths(key)[0])
+            verify_run(run, self.load_trials(key), self.run_paths(key)[0])
         return run
 
     def _load_path(self, path: Path) -> RunResult:
@@ -271,7 +279,12 @@ class ResultStore:
         return run
 
     def load_records(self, key: RunKey) -> list[InstanceRecord]:
-        """Stored records of ``key``, deduplicated by instance ID, in stored order."""
+        """One record per instance of ``key``, in stored order: its trials' metrics averaged over the display
+        permutations (:func:`flexbench.order_stats.merge_trials`; a run with one permutation: its records)."""
+        return merge_trials(self.load_trials(key))
+
+    def load_trials(self, key: RunKey) -> list[InstanceRecord]:
+        """Every stored record of ``key``, one per (instance, display permutation), in stored order."""
         path = self.run_paths(key)[0]
         out = []
         for number, row in enumerate(read_jsonl(path), start=1):
@@ -342,24 +355,27 @@ class ResultStore:
         if stored is not None:
             _check_compatible(key, stored, config, data_fingerprint, versions or {})
         read_jsonl(jsonl, repair=True)
-        records = self.load_records(key)
+        trials = self.load_trials(key)
         if stored is not None:
-            verify_run(stored, records, jsonl)
-        return RunWriter(jsonl, {r.instance_id: r for r in records})
+            verify_run(stored, trials, jsonl)
+        return RunWriter(jsonl, {trial_key(r): r for r in trials})
 
 
 def _warn(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def verify_run(run: RunResult, records: list[InstanceRecord], jsonl: Path) -> None:
-    """Raise unless ``run`` agrees with ``records`` (deduplicated, stored order) of ``jsonl``.
+def verify_run(run: RunResult, trials: list[InstanceRecord], jsonl: Path) -> None:
+    """Raise unless ``run`` agrees with ``trials`` (deduplicated, stored order) of ``jsonl``.
 
-    Every run must have at least ``n_instances`` records. A complete run's
-    metrics and rates must equal those recomputed over the first
-    ``n_instances`` records (relative tolerance 1e-9: JSON keeps every digit,
-    the tolerance only absorbs the order of float additions of hand-written stores).
+    Every run must have records of at least ``n_instances`` instances. A complete
+    run's metrics must equal the mean over its first ``n_instances`` instances of
+    their per-instance scores (:func:`~flexbench.order_stats.merge_trials`), and its
+    rates those over these instances' trials (relative tolerance 1e-9: JSON keeps
+    every digit, the tolerance only absorbs the order of float additions of
+    hand-written stores).
     """
+    records = merge_trials(trials)
     where = f"{jsonl.with_suffix('.json')}"
     redo = "rerun the evaluation with --overwrite"
     if len(records) < run.n_instances:
@@ -371,12 +387,13 @@ def verify_run(run: RunResult, records: list[InstanceRecord], jsonl: Path) -> No
     from flexbench.harness import aggregate_rates
 
     covered = records[:run.n_instances]
+    ids = {r.instance_id for r in covered}
     try:
         metrics = {name: float(np.mean([r.metrics[name] for r in covered])) if covered else 0.0
                    for name in run.metrics}
     except KeyError as err:
         raise FlexBenchError(f"{where}: metric {err} is not in every record of {jsonl.name}; {redo}") from None
-    recomputed = {**metrics, **aggregate_rates(covered)}
+    recomputed = {**metrics, **aggregate_rates([t for t in trials if t.instance_id in ids])}
     for name, value in {**run.metrics, **run.rates}.items():
         again = recomputed.get(name)
         if again is None or not math.isclose(value, again, rel_tol=1e-9, abs_tol=1e-12):

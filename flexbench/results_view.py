@@ -1,7 +1,7 @@
 """Read-only views of a result store: the read side as a protocol, and a filter over it.
 
 Tables and boards read through the documented :class:`flexbench.results.ResultStore`
-API (``load_runs``, ``load_run``, ``load_records``). :class:`ResultSource` names that
+API (``load_runs``, ``load_run``, ``load_records``, ``load_trials``). :class:`ResultSource` names that
 read side; :class:`FilteredStore` is a view that shows only the runs a predicate
 keeps, so the committed boards (no thin LLM runs,
 :class:`~flexbench.leaderboard.committed.CommittedStore`) and the paper-scale tables
@@ -25,6 +25,8 @@ class ResultSource(Protocol):
 
     def load_records(self, key: RunKey) -> list[InstanceRecord]: ...
 
+    def load_trials(self, key: RunKey) -> list[InstanceRecord]: ...
+
 
 class FilteredStore:
     """``store`` with only the runs for which ``keep(run)`` is true; a dropped run has no records either."""
@@ -44,3 +46,7 @@ class FilteredStore:
     def load_records(self, key: RunKey) -> list[InstanceRecord]:
         """The records of a kept run; ``[]`` for a dropped or missing one."""
         return self.store.load_records(key) if self.load_run(key) is not None else []
+
+    def load_trials(self, key: RunKey) -> list[InstanceRecord]:
+        """Every (instance, display permutation) record of a kept run; ``[]`` for a dropped or missing one."""
+        return self.store.load_trials(key) if self.load_run(key) is not None else []

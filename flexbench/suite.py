@@ -56,6 +56,7 @@ class EvalRequest:
     overwrite: bool = False
     batch_size: int = DEFAULT_BATCH_SIZE
     options: Mapping[str, Any] = field(default_factory=dict)
+    permutations: int = 1
 
     def __post_init__(self) -> None:
         if self.split not in {s.value for s in Split}:
@@ -63,8 +64,16 @@ class EvalRequest:
 
     @property
     def label(self) -> str:
-        """The run's ranker label: ``options["label"]`` or the registry name."""
-        return str(self.options.get("label") or self.ranker)
+        """The run's ranker label: ``options["label"]`` or the registry name (``/`` of a family's model as ``--``)."""
+        return str(self.options.get("label") or self.ranker.replace("/", "--"))
+
+
+def check_row_model(request: EvalRequest) -> None:
+    """``gpt-4o`` is OpenAI's GPT-4o: another ``--model`` is its own row, ``openai:MODEL`` (unless ``label`` names it)."""
+    model = request.options.get("model")
+    if request.ranker == "gpt-4o" and model not in (None, "gpt-4o") and not request.options.get("label"):
+        raise FlexBenchError(f"the gpt-4o row is OpenAI's GPT-4o; evaluate {model!r} as its own row: "
+                             f"flexbench eval openai:{model} [--base-url URL]")
 
 
 def check_need(dataset: PreparedDataset, need: str) -> NeedSpec:
@@ -100,6 +109,7 @@ def run_evals(ranker: str, dataset: str, needs: Sequence[str] | None = None, *, 
     check_options(request.get("options") or {})
     data = open_dataset(dataset)
     requests = [EvalRequest(ranker, dataset, n, **request) for n in (needs or data.needs)]
+    check_row_model(requests[0])
     for req in requests:
         check_need(data, req.need)
     first = requests[0]
@@ -114,6 +124,7 @@ def run_eval(request: EvalRequest, *, store: ResultStore, dataset: PreparedDatas
     from flexbench.harness import evaluate
 
     check_options(request.options)  # a credential in --set is refused before anything is built or stored
+    check_row_model(request)
     dataset = dataset or open_dataset(request.dataset)
     need = check_need(dataset, request.need)
     ranker = ranker or make_ranker(request.ranker, dataset, seed=request.seed, options=request.options)
@@ -128,6 +139,7 @@ def run_eval(request: EvalRequest, *, store: ResultStore, dataset: PreparedDatas
         strict=request.strict, store=store, batch_size=request.batch_size, progress=progress,
         limit=request.limit, config={"ranker": request.ranker, "options": options},
         provenance=run_provenance(dataset, ranker.provenance(request.need), options), overwrite=request.overwrite,
+        permutations=request.permutations,
     )
 
 
@@ -156,8 +168,10 @@ class SuiteReport:
 
 def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, limit: int | None = None,
             llm_limit: int | None = DEFAULT_LLM_LIMIT, seed: int = 0, strict: bool = False,
-            overwrite: bool = False, say: Callable[[str], None] = print, progress: bool = False) -> SuiteReport:
-    """Every registered ranker on every (dataset, need) that can run here (module docstring)."""
+            overwrite: bool = False, say: Callable[[str], None] = print, progress: bool = False,
+            permutations: int = 1) -> SuiteReport:
+    """Every registered ranker on every (dataset, need) that can run here (module docstring);
+    each instance ranked under ``permutations`` display orders (:mod:`flexbench.display`)."""
     from flexbench.catalog import check_dataset, open_dataset
     from flexbench.plugins import all_entries
 
@@ -175,7 +189,8 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
             what = f"{entry.name} on {name}"
             limited = entry.kind in LIMITED_KINDS
             run_limit = llm_limit if limited and llm_limit else limit
-            config = {"ranker": entry.name, "options": {}, "seed": seed, "strict": strict}
+            config = {"ranker": entry.name, "options": {}, "seed": seed, "strict": strict,
+                      **({"permutations": permutations} if permutations > 1 else {})}
             stored = [_stored_complete(store, RunKey(entry.name, name, need), dataset, config, run_limit)
                       for need in dataset.needs]
             if not overwrite and all(stored):
@@ -195,7 +210,8 @@ def run_all(*, store: ResultStore, datasets: Sequence[str] = SUITE_DATASETS, lim
                 continue
             for need in dataset.needs:
                 request = EvalRequest(entry.name, name, need, limit=run_limit, seed=seed, strict=strict,
-                                      overwrite=overwrite, batch_size=LLM_BATCH_SIZE if limited else DEFAULT_BATCH_SIZE)
+                                      overwrite=overwrite, batch_size=LLM_BATCH_SIZE if limited else DEFAULT_BATCH_SIZE,
+                                      permutations=permutations)
                 try:
                     report.ran.append(run_eval(request, store=store, dataset=dataset, ranker=ranker,
                                                progress=progress))

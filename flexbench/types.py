@@ -73,7 +73,9 @@ class Instance:
     recommendation datasets give a history, ESCI gives a query.
     Candidates are in their stored order: since protocol 2 a seeded hash order that carries
     no label or retrieval signal (docs/PROTOCOL.md); the retriever's score is
-    :attr:`Candidate.retrieval_score`.
+    :attr:`Candidate.retrieval_score`. ``display_ids`` is the display order the harness
+    chose for this presentation (:mod:`flexbench.display`; LLM prompts show candidates in
+    exactly that order); empty when none was chosen (prompts then use the default order).
     """
 
     instance_id: str
@@ -84,6 +86,7 @@ class Instance:
     history: tuple[HistoryItem, ...] = ()
     query: str | None = None
     query_time: int | None = None
+    display_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.candidates:
@@ -91,6 +94,8 @@ class Instance:
         ids = [c.item_id for c in self.candidates]
         if len(set(ids)) != len(ids):
             raise ValueError(f"instance {self.instance_id!r} has duplicate candidate IDs")
+        if self.display_ids and sorted(self.display_ids) != sorted(ids):
+            raise ValueError(f"instance {self.instance_id!r}: display_ids must be a permutation of its candidates")
         if not self.history and self.query is None:
             raise ValueError(f"instance {self.instance_id!r} needs a history or a query")
 
@@ -179,7 +184,12 @@ class RepairedRanking:
 
 @dataclass(frozen=True, slots=True)
 class InstanceRecord:
-    """One line of a run's JSONL: everything needed to recompute or audit the score."""
+    """One line of a run's JSONL: everything needed to recompute or audit the score.
+
+    ``permutation`` is the index ``p`` of the display order the ranker received
+    (:mod:`flexbench.display`) and ``display_ids`` that order (empty in records made
+    before display orders were stored: it is then display order 0 of the run's seed).
+    """
 
     instance_id: str
     raw_output: str | None
@@ -191,6 +201,8 @@ class InstanceRecord:
     n_duplicate: int
     n_padded: int
     metrics: Mapping[str, float]
+    permutation: int = 0
+    display_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,7 @@ def test_markdown_and_rich_rendering(store: ResultStore, tmp_path: Path) -> None
     assert path.name == "mock.md" and "## Maximizing Interest (`interest`, train split)" in text
     assert "NDCG@5 ↑" in text and "invalid ↓" in text and "**1.0000**" in text
     zero_shot = next(line for line in text.splitlines() if line.startswith("| zero-shot"))
-    assert zero_shot.count(MISSING) == 7  # six metrics + invalid rate
+    assert zero_shot.count(MISSING) == 10  # six metrics + invalid rate + three order columns
     random_line = next(line for line in text.splitlines() if line.startswith("| random"))
     assert WORSE_MARK in random_line
     console = Console(width=200, record=True)

@@ -84,7 +84,7 @@ def test_append_resume_truncated_line_and_dedupe(tmp_path: Path) -> None:
     assert [r.instance_id for r in store.load_records(KEY)] == ["x1", "x2"]
     assert store.load_records(KEY)[0].metrics["ndcg@5"] == 0.5  # first occurrence wins
     resumed = store.open_run(KEY, config={"seed": 0}, data_fingerprint="abc")
-    assert set(resumed.done) == {"x1", "x2"}
+    assert set(resumed.done) == {("x1", 0), ("x2", 0)}
     assert jsonl.read_bytes().endswith(b"\n")  # the partial line was cut away
     resumed.append([record("x3")])
     assert [r.instance_id for r in store.load_records(KEY)] == ["x1", "x2", "x3"]

@@ -5,7 +5,8 @@ Examples::
     flexbench rankers
     flexbench eval oracle-interest --dataset mock --need interest --limit 10
     flexbench eval zero-shot --dataset kuairec --need novelty --model smollm2 --set batch_size=2
-    flexbench eval --all [--datasets kuairec,esci] [--limit 50] [--llm-limit 2]
+    flexbench eval zero-shot --dataset kuairec --need interest --limit 20 --permutations 3
+    flexbench eval --all [--datasets kuairec,esci] [--limit 50] [--llm-limit 2] [--permutations 3]
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _split_names(values: list[str] | None) -> list[str] | None:
 
 
 def _eval_all(datasets: list[str] | None, limit: int | None, llm_limit: int, seed: int, strict: bool,
-              overwrite: bool, markdown_dir: Path | None) -> None:
+              overwrite: bool, markdown_dir: Path | None, permutations: int = 1) -> None:
     from flexbench.results import ResultStore
     from flexbench.suite import SUITE_DATASETS, run_all
 
@@ -68,7 +69,7 @@ def _eval_all(datasets: list[str] | None, limit: int | None, llm_limit: int, see
     chosen = _split_names(datasets) or list(SUITE_DATASETS)
     report = run_all(store=ResultStore(), datasets=chosen, limit=limit, llm_limit=llm_limit or None,
                      seed=seed, strict=strict, overwrite=overwrite, say=lambda s: console.print(s, highlight=False),
-                     progress=True)
+                     progress=True, permutations=permutations)
     show_leaderboard(None, markdown_dir, chosen)
     console.print(f"{len(report.ran)} runs, {len(report.skipped)} skipped, {len(report.failed)} failed")
     if report.failed:
@@ -110,6 +111,9 @@ def register(app: typer.Typer) -> None:
         base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
         set_: Annotated[list[str] | None, typer.Option("--set", help="Ranker option key=value.")] = None,
         batch_size: Annotated[int, typer.Option(help="Instances per ranker call.")] = DEFAULT_BATCH_SIZE,
+        permutations: Annotated[int, typer.Option(
+            help="Rank each instance under P display orders seeded by (seed, instance, p); the board shows "
+                 "the mean and the order spread, first-slot share and Kendall tau.")] = 1,
         all_: Annotated[bool, typer.Option("--all", help="Every ranker on every dataset/need.")] = False,
         datasets: Annotated[list[str] | None, typer.Option(help="With --all: datasets (comma list).")] = None,
         llm_limit: Annotated[int, typer.Option(help="With --all: instances for LLM/trained rankers (0: all).")] = 2,
@@ -121,13 +125,14 @@ def register(app: typer.Typer) -> None:
             if ranker is not None:
                 raise FlexBenchError("give either a RANKER or --all, not both")
             with _resumable():
-                _eval_all(datasets, limit, llm_limit, seed, strict, overwrite, markdown_dir)
+                _eval_all(datasets, limit, llm_limit, seed, strict, overwrite, markdown_dir, permutations)
             return
         if ranker is None or dataset is None:
             raise FlexBenchError("usage: flexbench eval RANKER --dataset D [--need N], or flexbench eval --all")
         with _resumable():
             _eval_one(ranker, dataset, need, ranker_options(model, checkpoint, base_url, set_), split=split,
-                      limit=limit, seed=seed, strict=strict, overwrite=overwrite, batch_size=batch_size)
+                      limit=limit, seed=seed, strict=strict, overwrite=overwrite, batch_size=batch_size,
+                      permutations=permutations)
 
 
 def _eval_one(ranker: str, dataset: str, need: str | None, options: dict[str, Any], **request: Any) -> None:
@@ -135,9 +140,26 @@ def _eval_one(ranker: str, dataset: str, need: str | None, options: dict[str, An
     from flexbench.suite import run_evals
 
     console = _console()
-    for result in run_evals(ranker, dataset, [need] if need else None, store=ResultStore(), progress=True,
+    store = ResultStore()
+    for result in run_evals(ranker, dataset, [need] if need else None, store=store, progress=True,
                             options=options, **request):
         values = "  ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
         rates = "  ".join(f"{k}={v:.3f}" for k, v in result.rates.items())
         console.print(f"{result.key.ranker} {result.key.dataset}/{result.key.need}/{result.key.split} "
                       f"n={result.n_instances}  {values}  {rates}", highlight=False)
+        console.print(f"  {_order_line(store, result)}", highlight=False)
+
+
+def _order_line(store: Any, result: Any) -> str:
+    """The run's order-robustness columns (:mod:`flexbench.order_stats`) in one line."""
+    from flexbench.order_stats import merge_trials, order_stats
+
+    trials = store.load_trials(result.key)
+    ids = {r.instance_id for r in merge_trials(trials)[:result.n_instances]}
+    o = order_stats([t for t in trials if t.instance_id in ids], int(result.provenance.get("seed") or 0))
+    if o is None:
+        return "no rankings stored"
+    spread = "not measured (P = 1)" if o.spread is None else f"{o.spread:.4f}"
+    return (f"{len(ids) * o.permutations} rankings under P = {o.permutations} display orders: order spread "
+            f"{spread}, first-slot share {100 * o.first_slot_share:.1f}% (chance {100 * o.chance:.1f}%), "
+            f"Kendall tau to the display order {o.kendall_tau:+.3f}")

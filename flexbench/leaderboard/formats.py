@@ -5,11 +5,12 @@ JSON (``schema: flexbench-leaderboard``, ``version: 1``)::
     {"boards": [{"dataset", "need", "split", "alpha",
                  "protocol": {dataset, split, need, fingerprints, dirty,
                               data: {k, candidates, encoder, history, need_parameters, n_instances,
-                                     protocol_version}, n_instances, protocol_version, code_versions, limited,
+                                     protocol_version}, n_instances, protocol_version, display_orders, code_versions, limited,
                               random_floor: {metric, value, source}, oracle: {metric, value, source}, data_note},
                  "runs": [{ranker, kind, complete, n_instances, n_available, n, code_version, model,
                            train_need, metrics: {name: value | null}, ci95: {name: [lo, hi] | null},
-                           best: [names], worse_than_best: [names], rates: {name: value} | null}]}],
+                           best: [names], worse_than_best: [names], rates: {name: value} | null,
+                           order: {permutations, spread, first_slot_share, kendall_tau, chance} | null}]}],
      "need_switch": [{dataset, split, metric, needs, rows: [{ranker, kind, values: {need: value | null},
                                                            ranks: {need: rank | null}}]}]}
 
@@ -32,6 +33,7 @@ from flexbench.leaderboard.model import Board, NeedSwitch, Row, need_switches
 from flexbench.leaderboard.protocol import ProtocolCard
 from flexbench.metrics import METRIC_NAMES
 
+ORDER_COLUMNS: tuple[str, ...] = ("permutations", "order_spread", "first_slot_share", "kendall_tau", "chance")
 SCHEMA = "flexbench-leaderboard"
 VERSION = 1
 
@@ -59,7 +61,8 @@ def row_json(row: Row) -> dict[str, Any]:
             "ci95": {m: list(c.interval) if (c := row.cells[m]).interval else None for m in METRIC_NAMES},
             "best": [m for m in METRIC_NAMES if row.cells[m].best],
             "worse_than_best": [m for m in METRIC_NAMES if row.cells[m].worse],
-            "rates": dict(row.rates) if row.rates is not None else None}
+            "rates": dict(row.rates) if row.rates is not None else None,
+            "order": asdict(row.order) if row.order is not None else None}
 
 
 def board_json(board: Board) -> dict[str, Any]:
@@ -85,7 +88,16 @@ def leaderboard_json(boards: Sequence[Board]) -> str:
 CSV_COLUMNS: tuple[str, ...] = (
     "dataset", "need", "split", "ranker", "kind", "complete", "n_instances", "n_available", "code_version",
     "model", "train_need", *METRIC_NAMES, *RATE_NAMES, "best", "worse_than_best", "data_fingerprint", "k",
-    "protocol_version", "random_floor", "oracle", "reference_metric")
+    "protocol_version", "random_floor", "oracle", "reference_metric", *ORDER_COLUMNS)
+
+
+def _order_columns(row: Row) -> dict[str, Any]:
+    """The CSV's order-robustness columns of ``row`` (empty for an incomplete run)."""
+    o = row.order
+    if o is None:
+        return {}
+    return dict(zip(ORDER_COLUMNS, (o.permutations, o.spread, o.first_slot_share, o.kendall_tau, o.chance),
+                    strict=True))
 
 
 def leaderboard_csv(boards: Sequence[Board]) -> str:
@@ -105,5 +117,6 @@ def leaderboard_csv(boards: Sequence[Board]) -> str:
                 "kind": row.kind, "complete": row.complete, "n_instances": row.n_instances,
                 "n_available": row.n_available, "code_version": row.code, "model": row.model,
                 "train_need": row.train_need, **data["metrics"], **(data["rates"] or {}),
-                "best": ";".join(data["best"]), "worse_than_best": ";".join(data["worse_than_best"]), **protocol})
+                "best": ";".join(data["best"]), "worse_than_best": ";".join(data["worse_than_best"]), **protocol,
+                **_order_columns(row)})
     return buffer.getvalue()

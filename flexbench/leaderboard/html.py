@@ -25,6 +25,7 @@ from flexbench.leaderboard.text import (
     header,
     invalid_text,
     legend,
+    order_texts,
     span_text,
     switch_caption,
     switch_header,
@@ -58,8 +59,11 @@ def _row_html(board: Board, row: Row) -> str:
         cells.append(td(f"<strong>{text}</strong>" if cell.best and cell.value is not None else text,
                          cell=f"lb|{board.dataset}|{board.need}|{row.ranker}|{metric}", value=cell.value, cls=cls))
     n_value = float(row.n_instances) if row.complete else None
+    o = row.order
+    values = (None, None, None) if o is None else (o.spread, o.first_slot_share, o.kendall_tau)
+    order = "".join(td(escape(text), value=value) for text, value in zip(order_texts(row), values, strict=True))
     return (f"<tr><td>{escape(row.ranker)}</td><td>{escape(row.kind)}</td>{''.join(cells)}"
-            f"{td(escape(row.n), value=n_value)}{td(invalid_text(row), value=row.invalid_rate)}</tr>")
+            f"{td(escape(row.n), value=n_value)}{td(invalid_text(row), value=row.invalid_rate)}{order}</tr>")
 
 
 def board_table(board: Board) -> str:

@@ -8,6 +8,9 @@ best complete run is marked ``best`` and each run significantly worse than it
 carries the 95 % t-interval of its mean. A run that did not finish has no
 values (never a partial mean); a run limited to ``n`` of ``N`` instances says
 so in ``n``. Each board carries its :class:`~flexbench.leaderboard.protocol.ProtocolCard`.
+Each complete row carries its order-robustness statistics (:class:`~flexbench.order_stats.OrderStats`:
+order spread, first-slot share, Kendall tau to the display order), and its values
+and significance marks are over per-instance means across the display orders.
 
 A :class:`NeedSwitch` is the cross-need matrix of one (dataset, split): each
 ranker's value of one metric on every need of the dataset, and its rank among
@@ -30,6 +33,7 @@ from flexbench.leaderboard.protocol import (
 )
 from flexbench.leaderboard.significance import ALPHA, t_interval, worse_than
 from flexbench.metrics import METRIC_NAMES
+from flexbench.order_stats import OrderStats, merge_trials, order_stats
 from flexbench.ranker import RankerKind
 from flexbench.results import ResultStore
 from flexbench.types import RunResult
@@ -64,6 +68,7 @@ class Row:
     model: str | None = None
     train_need: str | None = None
     rates: Mapping[str, float] | None = None
+    order: OrderStats | None = None
 
     @property
     def limited(self) -> bool:
@@ -91,7 +96,7 @@ def kind_of(run: RunResult) -> str:
     """Kind of the run's ranker: its registry row (``config["ranker"]`` or the label before ``[``),
     ``external`` for a plugin or ``module:factory`` name, else ``other``."""
     name = str((run.provenance.get("config") or {}).get("ranker") or run.key.ranker.split("[")[0])
-    entry = _ranker.REGISTRY.get(name)  # looked up at call time: the table as it is now
+    entry = _ranker.REGISTRY.get(name) or _ranker.family_entry(name)  # looked up at call time: the table as it is now
     if entry is not None:
         return entry.kind.value
     from flexbench.plugins import is_external
@@ -102,6 +107,8 @@ def kind_of(run: RunResult) -> str:
 def _row_order(run: RunResult) -> tuple[int, int, str]:
     names = list(_ranker.REGISTRY)
     base = run.key.ranker.split("[")[0]
+    if _ranker.family_entry(base) is not None:  # endpoint models (openai:MODEL) right after GPT-4o
+        base = "gpt-4o"
     return (KIND_ORDER.index(kind_of(run)), names.index(base) if base in names else len(names),
             run.key.ranker)
 
@@ -133,7 +140,7 @@ def _cells(runs: Sequence[RunResult], per_instance: Mapping, *, alpha: float, n_
     return marks
 
 
-def _row(run: RunResult, marks: Mapping[tuple[str, str], Cell]) -> Row:
+def _row(run: RunResult, marks: Mapping[tuple[str, str], Cell], order: OrderStats | None = None) -> Row:
     prov = run.provenance
     available = prov.get("n_available")
     model = prov.get("model")
@@ -144,18 +151,24 @@ def _row(run: RunResult, marks: Mapping[tuple[str, str], Cell]) -> Row:
                complete=run.complete, code=code_label(prov.get("code_version")),
                model=model if isinstance(model, str) else None,
                train_need=str(prov["train_need"]) if prov.get("train_need") else None,
-               rates=dict(run.rates) if run.complete else None)
+               rates=dict(run.rates) if run.complete else None, order=order)
 
 
 def build_board(store: ResultStore, runs: Sequence[RunResult], *, alpha: float = ALPHA, n_resamples: int = 1000,
                 seed: int = 0, prepared: PreparedResolver | None = None, card: bool = True) -> Board:
     """Rows, marks and the protocol card for the runs of one (dataset, need, split)."""
     runs = sorted(runs, key=_row_order)
-    per_instance = {r.key: {rec.instance_id: rec.metrics for rec in store.load_records(r.key)[:r.n_instances]}
-                    for r in runs if r.complete and r.n_instances}
+    per_instance, orders = {}, {}
+    for run in runs:
+        if run.complete and run.n_instances:
+            trials = store.load_trials(run.key)
+            covered = merge_trials(trials)[:run.n_instances]  # per-instance means over the display orders
+            per_instance[run.key] = {rec.instance_id: rec.metrics for rec in covered}
+            orders[run.key] = order_stats([t for t in trials if t.instance_id in per_instance[run.key]],
+                                          int(run.provenance.get("seed") or 0))
     marks = _cells(runs, per_instance, alpha=alpha, n_resamples=n_resamples, seed=seed)
     key = runs[0].key
-    return Board(key.dataset, key.need, key.split, tuple(_row(r, marks) for r in runs),
+    return Board(key.dataset, key.need, key.split, tuple(_row(r, marks, orders.get(r.key)) for r in runs),
                  build_card(runs, prepared) if card else None, alpha)
 
 

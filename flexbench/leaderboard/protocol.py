@@ -3,7 +3,8 @@
 A card names the dataset and its data fingerprint, the split, K, the candidate
 generator and its encoder, the history length, the need and its parameters
 (beta for novelty, alpha for trend, the ESCI grades), the number of instances,
-the protocol version, the code versions of the runs (``+dirty`` where a run was
+the protocol version, the number P of display orders each instance was ranked
+under (``--permutations``, :mod:`flexbench.display`), the code versions of the runs (``+dirty`` where a run was
 made from uncommitted code), the rows limited to ``n`` of ``N`` instances, and
 two reference lines on the chart metric (NDCG@5):
 
@@ -93,6 +94,7 @@ class ProtocolCard:
     oracle: Reference = Reference(None, NOT_RECORDED)
     data_note: str = ""
     metric: str = CHART_METRIC
+    display_orders: str = "1 per instance"
 
     @property
     def dirty(self) -> bool:
@@ -110,7 +112,7 @@ class ProtocolCard:
                ("encoder", self.data.encoder), ("history", self.data.history),
                ("need", f"{self.need} ({self.data.need_parameters})"),
                ("instances", NOT_RECORDED if self.n_instances is None else str(self.n_instances)),
-               ("protocol", self.protocol_version),
+               ("protocol", self.protocol_version), ("display orders P", self.display_orders),
                ("code", ", ".join(self.code_versions) or NOT_RECORDED),
                (f"random floor {_title(self.metric)}", ref(self.random_floor)),
                (f"oracle {_title(self.metric)}", ref(self.oracle))]
@@ -243,6 +245,18 @@ def _limited(runs: Sequence[RunResult]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def display_orders(runs: Sequence[RunResult]) -> str:
+    """``3 per instance`` when every run used P = 3, else each P with its rows: ``3 (zero-shot), 1 (others)``."""
+    by_p: dict[int, list[str]] = {}
+    for run in runs:
+        by_p.setdefault(int(run.provenance.get("permutations") or 1), []).append(run.key.ranker)
+    if len(by_p) <= 1:
+        return f"{next(iter(by_p), 1)} per instance"
+    most = max(by_p, key=lambda p: (len(by_p[p]), -p))
+    named = [f"{p} ({', '.join(by_p[p])})" for p in sorted(by_p, reverse=True) if p != most]
+    return "; ".join([*named, f"{most} (others)"]) + " per instance"
+
+
 def build_card(runs: Sequence[RunResult], resolve: PreparedResolver | None = None, *,
                metric: str = CHART_METRIC) -> ProtocolCard:
     """The card of one board's runs (same dataset, need and split); ``resolve`` finds the prepared data."""
@@ -268,7 +282,8 @@ def build_card(runs: Sequence[RunResult], resolve: PreparedResolver | None = Non
         n_instances=max(available) if available else facts.n_instances,
         protocol_version=", ".join(versions) if versions else facts.protocol_version,
         code_versions=tuple(sorted({code_label(p.get("code_version")) for p in prov})),
-        limited=_limited(runs), random_floor=floor, oracle=oracle, data_note=note, metric=metric)
+        limited=_limited(runs), random_floor=floor, oracle=oracle, data_note=note, metric=metric,
+        display_orders=display_orders(runs))
 
 
 def _computed(value: float | None, gains: Sequence[np.ndarray], how: str) -> Reference:

@@ -45,14 +45,27 @@ def invalid_text(row: Row) -> str:
     return MISSING if row.invalid_rate is None else f"{100 * row.invalid_rate:.1f}%"
 
 
+ORDER_TITLES: tuple[str, ...] = ("order spread ↓", "first-slot", "τ order")
+
+
+def order_texts(row: Row) -> list[str]:
+    """Order spread (``—`` with one display order), first-slot share in percent, Kendall tau to the display
+    order (:mod:`flexbench.order_stats`); all ``—`` for an incomplete run."""
+    o = row.order
+    if o is None:
+        return [MISSING] * len(ORDER_TITLES)
+    return [MISSING if o.spread is None else f"{o.spread:.4f}", f"{100 * o.first_slot_share:.0f}%",
+            f"{o.kendall_tau:+.2f}"]
+
+
 def header() -> list[str]:
     """Column titles of a board."""
-    return ["method", "kind", *(f"{METRIC_TITLES[m]} ↑" for m in METRIC_NAMES), "n", "invalid ↓"]
+    return ["method", "kind", *(f"{METRIC_TITLES[m]} ↑" for m in METRIC_NAMES), "n", "invalid ↓", *ORDER_TITLES]
 
 
 def _row_values(row: Row, *, markdown: bool) -> list[str]:
     return [row.ranker, row.kind, *(format_cell(row.cells[m], markdown=markdown) for m in METRIC_NAMES),
-            row.n, invalid_text(row)]
+            row.n, invalid_text(row), *order_texts(row)]
 
 
 def legend(alpha: float = 0.05) -> str:
@@ -61,7 +74,12 @@ def legend(alpha: float = 0.05) -> str:
             f"worse than the best (paired t-test and Fisher randomization test both p < {alpha:g}, over the "
             f"instances both runs scored). {MISSING}: run incomplete, not shown. n/N: limited to n of N "
             f"instances ({LIMITED_MARK} in the need-switch table). Charts: {100 * CI_LEVEL:g} % Student "
-            f"t-intervals of the mean over the per-instance scores.")
+            f"t-intervals of the mean over the per-instance scores. Display orders: each instance is ranked "
+            f"under P display orders (protocol card); metrics and tests use per-instance means over them. "
+            f"Order spread: mean over instances of the std of NDCG@5 across the P orders ({MISSING} for P = 1); "
+            f"first-slot: share of rankings whose top item is the first one shown (chance 1/K); τ order: "
+            f"Kendall tau between the output and the display order (about 0 when the order is ignored, "
+            f"1 when it is copied).")
 
 
 def switch_text(cell: SwitchCell) -> str:
@@ -162,7 +180,7 @@ def markdown_for(boards: Sequence[Board], dataset: str, *, banner: str | None = 
         title = NEEDS[board.need].title if board.need in NEEDS else board.need
         lines += [f"## {title} (`{board.need}`, {board.split} split)", ""]
         lines += _md_card(board.card) if board.card is not None else []
-        lines += [_md_line(header()), "|" + "|".join(["---"] * 2 + ["---:"] * 8) + "|"]
+        lines += [_md_line(header()), "|" + "|".join(["---"] * 2 + ["---:"] * (len(header()) - 2)) + "|"]
         lines += [_md_line(_row_values(r, markdown=True)) for _, rows in board.groups() for r in rows]
         lines.append("")
     lines += [legend(), ""]

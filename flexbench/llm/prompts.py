@@ -30,9 +30,11 @@ Topics prompts add ``topics: ...`` to every history and candidate line, Trend Pr
 prompts add ``interactions in the past 24 h: N`` to every candidate line (the count the
 trend label uses, stored at prepare time).
 
-Candidates are shown in a seeded random order: candidate ``c`` of instance ``x`` is
-sorted by ``sha256(seed, x.instance_id, c)``, which is stable across Python and
-NumPy versions and independent of the retriever order. Labels come from
+Candidates are shown in their display order, decided in one place
+(:mod:`flexbench.display`): the one the harness chose (``--permutations``), else
+display order 0, candidate ``c`` of instance ``x`` sorted by
+``sha256(seed, x.instance_id, c)``, which is stable across Python and NumPy
+versions and independent of the retriever order. Labels come from
 :mod:`flexbench.llm.labels` (a function of the candidate set only).
 
 Everything taken from the data (item texts, the query) passes through
@@ -47,12 +49,12 @@ always, which :func:`clean_text` breaks per item as well).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flexbench.display import shown_ids
 from flexbench.llm.control_tokens import break_control_tokens, control_tokens
 from flexbench.llm.labels import FINAL_MARKER, PromptMode, format_label, label_map, neutralize, prompt_mode_of
 from flexbench.types import Candidate, Instance, NeedSpec, Signal
@@ -86,10 +88,9 @@ class Prompt:
 
 
 def shown_order(instance: Instance, seed: int) -> tuple[str, ...]:
-    """Candidate IDs in the seeded random order shown to the model."""
-    def key(item: str) -> str:
-        return hashlib.sha256(f"{seed}\x1f{instance.instance_id}\x1f{item}".encode()).hexdigest()
-    return tuple(sorted(instance.candidate_ids, key=lambda item: (key(item), item)))
+    """Candidate IDs in the order shown to the model: the display order the harness chose
+    (:func:`flexbench.display.shown_ids`), else the seeded default order."""
+    return shown_ids(instance, seed)
 
 
 def clean_text(text: str, max_chars: int, forbidden: Collection[str] = ()) -> str:

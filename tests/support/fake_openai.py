@@ -4,8 +4,8 @@
 ``POST /v1/chat/completions`` with a well-formed ``chat.completion`` object and
 can inject failures from a script, one entry per incoming request in arrival
 order: ``"429"`` (rate limit, ``Retry-After: 0``), ``"500"``, ``"503"``,
-``"timeout"`` (answers only after ``timeout_sleep_s``, past the client's timeout)
-or ``"ok"``. By default the answer lists the candidate labels of the prompt in the
+``"timeout"`` (answers only after ``timeout_sleep_s``, past the client's timeout),
+``"badjson"`` (status 200 with a truncated, malformed JSON body) or ``"ok"``. By default the answer lists the candidate labels of the prompt in the
 order shown (:func:`echo_labels`), so a run through it completes with valid
 permutations. Every request body and ``Authorization`` header is recorded.
 
@@ -75,7 +75,9 @@ class FakeOpenAIServer:
                 return
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(payload).encode()
+                self._send_raw(status, json.dumps(payload).encode(), headers)
+
+            def _send_raw(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -99,6 +101,9 @@ class FakeOpenAIServer:
                     self._send(int(outcome), {"error": {"message": f"injected {outcome}{detail}",
                                                         "type": "fake", "code": outcome}},
                                {"Retry-After": "0"} if outcome == "429" else None)
+                    return
+                if outcome == "badjson":
+                    self._send_raw(200, b'{"id": "chatcmpl-fake", "object": "chat.completion", "choices": [{"ind')
                     return
                 time.sleep(fake.timeout_sleep_s if outcome == "timeout" else fake.delay_s)
                 choices = [{"index": i, "message": {"role": "assistant", "content": fake.responder(body)},

@@ -8,8 +8,8 @@
   Userinfo is sent as HTTP Basic auth (what a URL with userinfo means) rather than
   in the URL, and the HTTP client's request log lines are redacted too.
 * Requests run on a thread pool of ``concurrency`` workers (the sync client is
-  thread-safe), each with its own retry loop: on 408/409/429, 5xx, timeouts and
-  transient connection errors (reset, EOF) it sleeps ``u * min(cap, base * 2**attempt)``
+  thread-safe), each with its own retry loop: on 408/409/429, 5xx, timeouts,
+  transient connection errors (reset, EOF) and malformed JSON bodies it sleeps ``u * min(cap, base * 2**attempt)``
   with ``u ~ U[0.5, 1]`` ("equal jitter", Brooker 2015, *Exponential Backoff and
   Jitter*, AWS Architecture Blog), at least the server's ``Retry-After``, up to
   ``max_retries`` times. The client's own retries are off so this loop is the only one.
@@ -27,6 +27,7 @@ Prompts may be strings (sent as one user message) or chat message sequences.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -123,6 +124,15 @@ def _redact_client_logs(secrets: Sequence[str]) -> None:
             logger.addFilter(_LOG_REDACTION)
 
 
+def endpoint_host(url: str) -> str:
+    """``host[:port]`` of an endpoint URL (pass the redacted URL: no userinfo is ever returned)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    return f"{host}:{parts.port}" if parts.port else host
+
+
 def api_key_from_env(name: str = "OPENAI_API_KEY") -> str | None:
     """The key in environment variable ``name``, or ``None`` when unset or empty."""
     value = os.environ.get(name, "").strip()
@@ -164,11 +174,14 @@ def endpoint_failure(exc: BaseException) -> str | None:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Timeouts, transient connection errors, 408/409/429 and 5xx responses are worth retrying."""
+    """Timeouts, transient connection errors, 408/409/429, 5xx responses and a malformed (truncated) JSON
+    body are worth retrying."""
     import openai
 
     if endpoint_failure(exc) is not None:
         return False
+    if isinstance(exc, json.JSONDecodeError):
+        return True
     if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
         return True
     if isinstance(exc, openai.APIStatusError):
