@@ -61,7 +61,7 @@ def _split_names(values: list[str] | None) -> list[str] | None:
 
 
 def _eval_all(datasets: list[str] | None, limit: int | None, llm_limit: int, seed: int, strict: bool,
-              overwrite: bool, markdown_dir: Path | None, permutations: int = 1) -> None:
+              overwrite: bool, markdown_dir: Path | None, permutations: int = 1, train: bool = True) -> None:
     from flexbench.results import ResultStore
     from flexbench.suite import SUITE_DATASETS, run_all
 
@@ -69,7 +69,7 @@ def _eval_all(datasets: list[str] | None, limit: int | None, llm_limit: int, see
     chosen = _split_names(datasets) or list(SUITE_DATASETS)
     report = run_all(store=ResultStore(), datasets=chosen, limit=limit, llm_limit=llm_limit or None,
                      seed=seed, strict=strict, overwrite=overwrite, say=lambda s: console.print(s, highlight=False),
-                     progress=True, permutations=permutations)
+                     progress=True, permutations=permutations, train_missing=train)
     show_leaderboard(None, markdown_dir, chosen)
     console.print(f"{len(report.ran)} runs, {len(report.skipped)} skipped, {len(report.failed)} failed")
     if report.failed:
@@ -119,13 +119,16 @@ def register(app: typer.Typer) -> None:
         llm_limit: Annotated[int, typer.Option(help="With --all: instances for LLM/trained rankers (0: all).")] = 2,
         markdown_dir: Annotated[Path, typer.Option(help="With --all: where to write the Markdown.")] = Path(
             "leaderboards"),
+        train: Annotated[bool, typer.Option(
+            "--train/--no-train", help="With --all: train a missing BERT4Rec checkpoint per dataset first "
+                                       "(about 3 min each on one core).")] = True,
     ) -> None:
         """Evaluate RANKER on a dataset's need(s), or every ranker with --all; results resume on rerun."""
         if all_:
             if ranker is not None:
                 raise FlexBenchError("give either a RANKER or --all, not both")
             with _resumable():
-                _eval_all(datasets, limit, llm_limit, seed, strict, overwrite, markdown_dir, permutations)
+                _eval_all(datasets, limit, llm_limit, seed, strict, overwrite, markdown_dir, permutations, train)
             return
         if ranker is None or dataset is None:
             raise FlexBenchError("usage: flexbench eval RANKER --dataset D [--need N], or flexbench eval --all")
