@@ -48,3 +48,21 @@ def test_too_old_libraries_refuse_to_train(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(versions, "installed_versions", old)
     with pytest.raises(FlexBenchError, match=r"torch: 2\.4\.1 < 2\.6.*transformers: 4\.46\.0 < 4\.56"):
         check_runtime(vllm=False)
+
+
+def test_training_records_the_versions_in_run_json(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from flexbench.train.config import TrainConfig
+    from flexbench.train.methods import get_method
+    from flexbench.train.run import _check_versions, _write_run
+    from flexbench.trainers import TrainRequest
+
+    runtime = _check_versions(type("Acc", (), {"is_main_process": True})())
+    assert "[flexbench] versions: python 3." in capsys.readouterr().err
+    method = get_method("flexrec")
+    request = TrainRequest(method="flexrec", dataset="mock", needs=("interest",), out_dir=tmp_path)
+    _write_run(tmp_path, method, request, TrainConfig(model="tiny"), False, method.gain_signal,
+               versions=runtime["versions"])
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["versions"]["torch"] == versions.installed_versions()["torch"]
