@@ -6,7 +6,9 @@ Formats (``flexbench export``, docs/ADD_A_RANKER.md):
   one line per candidate of every stored instance, ``qid`` = instance ID, the
   ranking as it was *scored* (after the harness's repair, so always the K
   candidates), ``rank`` 1..K and ``score = K + 1 - rank`` (strictly decreasing,
-  so every tool reads the same order).
+  so every tool reads the same order). A run under ``P > 1`` display orders
+  (``--permutations``) writes the ranking of display order 0: a run file holds one
+  ranking per query.
 * **qrels** (``<dataset>.<need>.<split>.qrels``): ``qid 0 docid grade`` for every
   candidate of every instance of the split, with integer grades mapped from our
   float gains by a :class:`GradeMapping` stated in a ``#`` header comment:
@@ -20,10 +22,12 @@ Formats (``flexbench export``, docs/ADD_A_RANKER.md):
 
   trec_eval and ``pytrec_eval.parse_qrel`` do not read comment lines: drop them
   with ``grep -v '^#'`` or export with ``--no-header``.
-* **JSON Lines** (``<...>.<ranker>.jsonl``): one object per instance, the run key
-  and the stored record (raw output, emitted and repaired IDs, defect counts, metrics).
+* **JSON Lines** (``<...>.<ranker>.jsonl``): one object per instance and display order,
+  the run key and the stored record (raw output, emitted and repaired IDs, defect
+  counts, metrics, the permutation and the order shown).
 * **per-instance metrics** (``metrics.parquet`` or ``metrics.csv``): one row per
-  (run, instance): key, ``complete``, parse and defect counts and every metric.
+  (run, instance): key, ``complete``, parse and defect counts and every metric (the
+  mean over the display orders where a run has several).
 
 Python API: :func:`metrics_frame` (pandas), :func:`to_ranx` (``ranx.Run``,
 ``ranx.Qrels``), :func:`export_runs`. Labels are read from the prepared dataset
@@ -180,6 +184,12 @@ def scored_records(store: ResultStore, run: RunResult) -> list[InstanceRecord]:
     return records[:run.n_instances] if run.complete else records
 
 
+def scored_trials(store: ResultStore, run: RunResult) -> list[InstanceRecord]:
+    """Every (instance, display order) record of the instances of :func:`scored_records`."""
+    ids = {r.instance_id for r in scored_records(store, run)}
+    return [t for t in store.load_trials(run.key) if t.instance_id in ids]
+
+
 def run_labels(run: RunResult) -> dict[str, NeedLabels]:
     """The labels of ``run``'s need and split, from the prepared dataset with the run's fingerprint."""
     from flexbench.catalog import open_dataset
@@ -265,7 +275,7 @@ def export_runs(store: ResultStore, runs: Sequence[RunResult], out_dir: Path, *,
             atomic_write_text(path, "".join(json.dumps({"key": {"ranker": run.key.ranker, "dataset": run.key.dataset,
                                                                 "need": run.key.need, "split": run.key.split},
                                                         **record_to_json(r)}, ensure_ascii=False) + "\n"
-                                            for r in records))
+                                            for r in scored_trials(store, run)))
             written.append(path)
         if ExportPart.QRELS in parts and stem not in qrels_done:
             path = out_dir / f"{stem}.qrels"

@@ -158,3 +158,32 @@ def test_canaries_and_copier_on_the_boards(mock_dataset: PreparedDataset, tmp_pa
     csv_head, *lines = leaderboard_csv([board]).splitlines()
     assert csv_head.endswith("permutations,order_spread,first_slot_share,kendall_tau,chance")
     assert any(row.startswith("mock,interest,test,random,") and ",3,0.0," in row for row in lines)
+
+
+def test_export_of_a_permuted_run(mock_dataset: PreparedDataset, tmp_path: Path) -> None:
+    from flexbench.export import ExportPart, export_runs
+
+    store = ResultStore(tmp_path / "results")
+    run = _run(Copier(), mock_dataset, store, 2, limit=3)
+    (jsonl,) = export_runs(store, [run], tmp_path / "out", parts=(ExportPart.JSONL,))
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [(r["instance_id"], r["permutation"]) for r in rows] == [
+        (x.instance_id, p) for x in mock_dataset.instances("test")[:3] for p in range(2)]
+
+
+def test_bert4rec_is_an_order_blind_canary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("recbole")
+    from baselines.bert4rec import BERT4RecRanker, train_command
+    from flexbench.catalog import open_dataset
+    from flexbench.trainers import TrainRequest
+
+    monkeypatch.setenv("FLEXBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    tiny = {"epochs": 1, "hidden_size": 16, "n_layers": 1, "n_heads": 1, "inner_size": 32, "max_seq_length": 12,
+            "train_batch_size": 128}
+    out = train_command(TrainRequest("bert4rec", "mock", ("interest",), tmp_path / "ckpt", seed=3, options=tiny))
+    data = open_dataset("mock")
+    store = ResultStore(tmp_path / "results")
+    run = _run(BERT4RecRanker(RankerContext(data, options={"checkpoint": str(out)})), data, store, 3)
+    o = order_stats(store.load_trials(run.key), seed=0)
+    assert o is not None and o.permutations == 3 and o.spread == 0.0 and abs(o.kendall_tau) < 0.1
