@@ -17,9 +17,9 @@ from flexbench.trainers import TrainRequest
 
 class _Trainer:
     per_need = False
-    options: dict[str, Any] = {}
 
     def __init__(self) -> None:
+        self.options: dict[str, Any] = {}
         self.requests: list[TrainRequest] = []
 
     def load(self) -> Any:
