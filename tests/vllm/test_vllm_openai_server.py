@@ -42,7 +42,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--host",
            "127.0.0.1", "--port", str(port), "--served-model-name", *NAMES, "--dtype", "float32",
-           "--max-model-len", "4096", "--seed", "0"]
+           "--max-model-len", "4096", "--seed", "0",
+           "--gpu-memory-utilization", "0.15"]  # on the CPU backend: the share of RAM reserved (KV cache)
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     base = f"http://127.0.0.1:{port}"
