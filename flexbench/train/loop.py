@@ -44,7 +44,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,7 @@ import numpy as np
 import torch
 
 from flexbench.repair import stable_rng
-from flexbench.train.checkpoint import Progress, load_checkpoint, save_checkpoint, save_policy
+from flexbench.train.checkpoint import Progress, load_checkpoint, save_policy, save_training_state
 from flexbench.train.config import TrainConfig
 from flexbench.train.credit.assign import observed_variance_share
 from flexbench.train.credit.uncertainty import weight_spread
@@ -72,12 +71,12 @@ from flexbench.train.distributed import (
     full_state_dict,
     gather_objects,
     gathered_weights,
+    grad_sync,
     is_sharded,
     make_accelerator,
     make_optimizer,
     restore_sharded_training_state,
     shard_model,
-    sharded_training_state,
 )
 from flexbench.train.methods import Advantage, Algorithm, MethodSpec
 from flexbench.train.optim.forward import pack, score_completions
@@ -218,13 +217,9 @@ class PolicyTrainer:
         self.save()
 
     def save(self) -> None:
-        """Write the resumable checkpoint (main process; a sharded run first gathers the full state on rank 0)."""
-        states = sharded_training_state(self.model, self.value_head, self.optimizer) if self.sharded else None
-        if self.acc.is_main_process:
-            save_checkpoint(self.out_dir, self.progress, model=self.acc.unwrap_model(self.model),
-                            optimizer=self.optimizer, scheduler=self.scheduler, value_head=self.value_head,
-                            states=states)
-        self.acc.wait_for_everyone()  # the checkpoint is complete before any process moves on
+        """Write the resumable checkpoint (a collective: a sharded run writes each rank's shards)."""
+        save_training_state(self.out_dir, self.progress, model=self.model, optimizer=self.optimizer,
+                            scheduler=self.scheduler, accelerator=self.acc, value_head=self.value_head)
 
     def step(self) -> dict[str, Any]:
         """One optimizer step of the current phase; advances :attr:`progress`."""
@@ -264,11 +259,13 @@ class PolicyTrainer:
         policy.eval()
         pushed = self._push_weights(policy)  # only after SFT warm-up, a resume, or at the start
         clock = _Clock()
-        with torch.no_grad(), gathered_weights(self.model):  # FSDP: full weights while generating and scoring
-            rollouts = self.sampler.sample(tasks, self.progress.step)
+        with torch.no_grad():  # FSDP: full weights while the policy generates (not for vLLM) and scores
+            with gathered_weights(self.model, enabled=getattr(self.sync, "needs_policy_weights", True)):
+                rollouts = self.sampler.sample(tasks, self.progress.step)
             self.sync.release()  # vLLM sleep mode: the engine frees its memory until the next push
             clock.lap("rollout")
-            prepared = self._prepare(rollouts)
+            with gathered_weights(self.model):
+                prepared = self._prepare(rollouts)
             clock.lap("logprob")
         self.model.train()
         stats = self._update(prepared)
@@ -353,8 +350,7 @@ class PolicyTrainer:
                 denom = float(sum(len(prep.rollouts[i].completion_ids) for i in mb))
                 micro = self._batches([int(i) for i in mb])
                 for k, idx in enumerate(micro):
-                    ctx = self.acc.no_sync(self.model) if k < len(micro) - 1 else nullcontext()
-                    with ctx:
+                    with grad_sync(self.model, self.acc, enabled=k == len(micro) - 1):
                         out = self._micro_loss(prep, idx, denom)
                         self.acc.backward(out.loss)
                     for key in ("kl", "entropy", "clip_fraction"):
@@ -426,7 +422,8 @@ class PolicyTrainer:
         policy = self.acc.unwrap_model(self.model)
         policy.eval()
         world, split = self.acc.num_processes, hasattr(self.validator, "records")
-        with torch.no_grad(), gathered_weights(self.model):
+        engine = getattr(self.validator, "engine", None)  # validation through vLLM needs no gathered weights
+        with torch.no_grad(), gathered_weights(self.model, enabled=engine is None):
             if world > 1 and split:
                 shares = gather_objects(self.validator.records(policy, (self.acc.process_index, world)), self.acc)
                 lines = self.validator.lines(*shares) if self.acc.is_main_process else []

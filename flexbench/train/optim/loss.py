@@ -121,7 +121,9 @@ def masked_sum_mean(x: torch.Tensor, mask: torch.Tensor, denom: float | None = N
 def k3_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
     """Per-token k3 estimator ``exp(q) - q - 1`` with ``q = log pi_ref - log pi`` (>= 0)."""
     q = ref_logprobs - logprobs
-    return torch.exp(q) - q - 1.0
+    # expm1 keeps the O(q^2) value exact for small q, where exp(q) - q - 1 rounds to 0 or below; the clamp
+    # removes what rounding leaves below 0 (the estimator is >= 0), with the gradient of expm1(q) - q elsewhere
+    return (torch.expm1(q) - q).clamp(min=0.0)
 
 
 def group_log_ratio(log_ratio: torch.Tensor, groups: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
