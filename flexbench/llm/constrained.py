@@ -68,29 +68,57 @@ class LabelTrie:
         Entry ``t`` is what the sampler allowed when it drew ``tokens[t]`` (the
         support of its masked distribution); the scorer of constrained rollouts
         (:func:`support_of`) reads the same lists, so sampling and scoring share
-        one definition of the mask.
+        one definition of the mask (:class:`TrieCursor`).
         """
-        node, used, out = self.root, set(), []
+        cursor, out = self.cursor(eos_ids), []
         for tok in tokens:
-            out.append(self._allowed_at(node, used, eos_ids))
-            if node is None:
-                continue
-            child = None if tok in eos_ids else node.children.get(int(tok))
-            node = child  # None: finished row (EOS) or off the trie: only EOS from here on
-            if node is not None and node.label is not None:
-                used.add(node.label)
-                node = self.root
-        out.append(self._allowed_at(node, used, eos_ids))
+            out.append(cursor.allowed())
+            cursor.advance(tok)
+        out.append(cursor.allowed())
         return out
 
-    def _allowed_at(self, node: _Node | None, used: set[str], eos_ids: frozenset[int]) -> list[int]:
-        if node is None or len(used) == len(self.labels):
-            return sorted(eos_ids)  # a finished row: generate() pads it; keep it finite
-        return [tok for tok, child in node.children.items() if child.labels - used]
+    def cursor(self, eos_ids: frozenset[int]) -> TrieCursor:
+        """A :class:`TrieCursor` at the start of an answer."""
+        return TrieCursor(self, eos_ids)
 
     def max_length(self) -> int:
         """Tokens of a full permutation (without EOS)."""
         return sum(self.lengths.values())
+
+
+class TrieCursor:
+    """Where one answer stands in a :class:`LabelTrie`: the labels completed and the node inside the entry.
+
+    ``allowed()`` lists the tokens the constraint allows next; ``advance(tok)``
+    consumes one. After EOS, or a token off the trie, only EOS is allowed (a
+    finished row, which ``generate`` pads).
+    """
+
+    def __init__(self, trie: LabelTrie, eos_ids: frozenset[int]) -> None:
+        self.trie, self.eos_ids = trie, eos_ids
+        self.node: _Node | None = trie.root
+        self.used: set[str] = set()
+
+    def allowed(self) -> list[int]:
+        """Token IDs allowed next."""
+        if self.node is None or len(self.used) == len(self.trie.labels):
+            return sorted(self.eos_ids)
+        return [tok for tok, child in self.node.children.items() if child.labels - self.used]
+
+    def advance(self, tok: int) -> None:
+        """Consume ``tok``."""
+        if self.node is None:
+            return
+        child = None if tok in self.eos_ids else self.node.children.get(int(tok))
+        self.node = child
+        if child is not None and child.label is not None:
+            self.used.add(child.label)
+            self.node = self.trie.root
+
+    @property
+    def finished(self) -> bool:
+        """Whether the answer has ended (EOS or off the trie)."""
+        return self.node is None
 
 
 def support_of(tokenizer: Any, candidate_ids: Sequence[str], completion: Sequence[int],
