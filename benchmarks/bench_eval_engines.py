@@ -69,7 +69,7 @@ def main() -> None:
     n_tokens = sum(len(tok(t)["input_ids"]) for t in texts) / len(texts)
     print(f"{len(prompts)} {args.dataset} {args.need} test prompts (mean {n_tokens:.0f} tokens, K = "
           f"{len(shown[0])}), SmolLM2-135M fp32, {args.threads} threads")
-    backend = TransformersBackend(model, tok, batch_size=args.batch_generate)
+    backend = TransformersBackend(model, tok, batch_size=args.batch_generate, cached_greedy=False)
     start = time.perf_counter()
     reference = backend.generate(texts, SamplingParams(max_new_tokens=8, temperature=0.0), candidate_ids=shown)
     t_gen = time.perf_counter() - start

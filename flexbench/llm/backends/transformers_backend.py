@@ -26,7 +26,11 @@ character offsets computed from ``token_ids`` line up with ``text``.
 
 With ``candidate_ids`` decoding is constrained to a permutation of the labels
 (:class:`~flexbench.llm.constrained.PermutationLogitsProcessor`) and
-``max_new_tokens`` is raised, if needed, to fit the whole permutation.
+``max_new_tokens`` is raised, if needed, to fit the whole permutation. Greedy
+constrained requests with ``n = 1`` (evaluation, validation) go through
+:func:`~flexbench.llm.constrained_greedy.greedy_permutations` unless
+``cached_greedy=False``: the same greedy choices, one KV cache per batch and no
+forward pass on forced tokens.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ class TransformersBackend:
     """:class:`~flexbench.llm.backends.base.GenerationBackend` over a loaded model and tokenizer."""
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 4, *, progress: bool = False,
-                 add_special_tokens: bool | None = None, suppress_tokens: Sequence[int] = ()) -> None:
+                 add_special_tokens: bool | None = None, suppress_tokens: Sequence[int] = (),
+                 cached_greedy: bool = True) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}; it must be >= 1")
         self.model = model
@@ -53,6 +58,7 @@ class TransformersBackend:
         self.batch_size = batch_size
         self.progress = progress
         self.suppress_tokens = tuple(int(t) for t in suppress_tokens)  # never sampled (IDs the tokenizer lacks)
+        self.cached_greedy = cached_greedy
         self.add_special_tokens = (not getattr(tokenizer, "chat_template", None)
                                    if add_special_tokens is None else add_special_tokens)
         if tokenizer.padding_side != "left":
@@ -87,6 +93,8 @@ class TransformersBackend:
         import torch
         from transformers import LogitsProcessorList
 
+        if candidate_ids is not None and params.greedy and params.n == 1 and self.cached_greedy:
+            return self._cached_greedy_batch(prompts, candidate_ids)
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True,
                              add_special_tokens=self.add_special_tokens)
         enc = {k: enc[k].to(self.model.device) for k in ("input_ids", "attention_mask")}
@@ -108,6 +116,15 @@ class TransformersBackend:
             seqs = self.model.generate(**enc, generation_config=config, logits_processor=processors)
         rows = [self._to_generation(seq[width:].tolist(), set(eos)) for seq in seqs]
         return [rows[i * params.n:(i + 1) * params.n] for i in range(len(prompts))]
+
+    def _cached_greedy_batch(self, prompts: Sequence[str], candidate_ids: Sequence[Sequence[str]]
+                             ) -> list[list[Generation]]:
+        from flexbench.llm.constrained_greedy import greedy_permutations
+
+        eos = self.eos_token_ids
+        outs = greedy_permutations(self.model, self.tokenizer, prompts, candidate_ids, eos,
+                                   add_special_tokens=self.add_special_tokens, batch_size=len(prompts))
+        return [[self._to_generation(ids, set(eos))] for ids in outs]
 
     def _to_generation(self, ids: list[int], eos: set[int]) -> Generation:
         stop = next((i for i, tok in enumerate(ids) if tok in eos), None)
