@@ -82,23 +82,25 @@ BASELINES = ("rec-r1", "flexrec-rawcritic")
 
 def _core(start: str, quick: bool) -> tuple[Row, ...]:
     """The eight compared rows from ``start`` (Rec-R1 keeps its 25-step warm-up from the random start)."""
-    tag = "" if start == "init" else " (SFT start)"
-    return (Row(f"flexrec{tag}", "flexrec", start=start, panels=("reward", "signal"), quick=quick),
-            Row(f"flexrec-seqweight{tag}", "flexrec-seqweight", start=start, panels=("signal",), quick=quick),
-            Row(f"flexrec-rawcritic{tag}", "flexrec-rawcritic", "raw-critic", start=start, panels=("signal",),
+    tag, key = ("", "") if start == "init" else (" (SFT start)", "-sft")
+    reward, signal, both = (f"reward{key}",), (f"signal{key}",), (f"reward{key}", f"signal{key}")
+    return (Row(f"flexrec{tag}", "flexrec", start=start, panels=both, quick=quick),
+            Row(f"flexrec-seqweight{tag}", "flexrec-seqweight", start=start, panels=signal, quick=quick),
+            Row(f"flexrec-rawcritic{tag}", "flexrec-rawcritic", "raw-critic", start=start, panels=signal,
                 quick=quick),
-            Row(f"flexrec-userknn{tag}", "flexrec-userknn", "user-knn", start=start, panels=("signal",), quick=quick),
-            Row(f"flexrec-noncausal{tag}", "flexrec-noncausal", start=start, quick=quick),
-            Row(f"flexrec-independent{tag}", "flexrec-independent", start=start, quick=quick),
-            Row(f"rec-r1{tag}", "rec-r1", warmup=SFT_STEPS if start == "init" else 0, start=start, quick=quick),
-            Row(f"rank-grpo{tag}", "rank-grpo", start=start, quick=quick))
+            Row(f"flexrec-userknn{tag}", "flexrec-userknn", "user-knn", start=start, panels=signal, quick=quick),
+            Row(f"flexrec-noncausal{tag}", "flexrec-noncausal", start=start, panels=reward, quick=quick),
+            Row(f"flexrec-independent{tag}", "flexrec-independent", start=start, panels=reward, quick=quick),
+            Row(f"rec-r1{tag}", "rec-r1", warmup=SFT_STEPS if start == "init" else 0, start=start, panels=reward,
+                quick=quick),
+            Row(f"rank-grpo{tag}", "rank-grpo", start=start, panels=reward, quick=quick))
 
 
 ROWS: tuple[Row, ...] = (
     *_core("init", True),
     *_core("sft", False),
-    Row("flexrec @5", "flexrec", cutoff=5, quick=False),
-    Row("rec-r1 @5", "rec-r1", warmup=SFT_STEPS, cutoff=5, quick=False),
+    Row("flexrec @5", "flexrec", cutoff=5, panels=(), quick=False),
+    Row("rec-r1 @5", "rec-r1", warmup=SFT_STEPS, cutoff=5, panels=(), quick=False),
 )
 
 
@@ -299,7 +301,7 @@ def _render(doc: dict[str, Any], args: argparse.Namespace) -> None:
     summary, setting, meta, signals = doc["methods"], doc["setting"], doc["meta"], doc["signals"]
     refs = doc.get("references")
     known = {r.label: r for r in ROWS}
-    panels = {key: [m for m in summary if key in getattr(known.get(m), "panels", ())] for key in ("reward", "signal")}
+    panels = {key: [m for m in summary if key in getattr(known.get(m), "panels", ())] for _, key in report.PANELS}
     if args.md:
         args.md.write_text(report.markdown(summary, setting, meta, signals, refs))
     if args.png or args.md:

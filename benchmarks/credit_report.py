@@ -280,30 +280,38 @@ def _footer(meta: Mapping[str, Any]) -> str:
             f"CPU. Critic: {meta['critic']}.")
 
 
-PANELS = (("Reward formulation (cf. paper Figure 3)", "reward"), ("Reward signal (cf. paper Figure 4)", "signal"))
+PANELS = (("Reward formulation, random start (cf. paper Figure 3)", "reward"),
+          ("Reward signal, random start (cf. paper Figure 4)", "signal"),
+          ("Reward formulation, shared SFT start", "reward-sft"),
+          ("Reward signal, shared SFT start", "signal-sft"))
 
 
 def plot(summary: Mapping[str, Any], panels: Mapping[str, Sequence[str]], path: Path, title: str) -> None:
-    """Two panels of validation NDCG@5 curves (mean line, ±1 sd band over seeds)."""
+    """Panels of validation NDCG@5 curves (mean line, ±1 sd band over seeds); a second row for the SFT start."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for ax, (name, key) in zip(axes, PANELS, strict=True):
+    shown = [(name, key) for name, key in PANELS if any(m in summary for m in panels.get(key, ()))] or list(PANELS[:2])
+    rows = (len(shown) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 4.5 * rows), sharey=True, squeeze=False)
+    for ax, (name, key) in zip(axes.flat, shown, strict=False):
         for label in panels.get(key, ()):
             if label not in summary:
                 continue
             c = summary[label]["curve"]
             x, m, sd = np.asarray(c["steps"]), np.asarray(c["mean"]), np.asarray(c["sd"])
             (line,) = ax.plot(x, m, label=label)
-            ax.fill_between(x, m - sd, m + sd, color=line.get_color(), alpha=0.15)
+            ax.fill_between(x, m - sd, m + sd, color=line.get_color(), alpha=0.12)
         ax.set_title(name)
         ax.set_xlabel("RL step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("validation NDCG@5")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("validation NDCG@5")
+    for ax in list(axes.flat)[len(shown):]:
+        ax.set_visible(False)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
