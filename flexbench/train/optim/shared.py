@@ -69,10 +69,14 @@ class SharedBatch:
         return shared_logits(model, self, hidden=hidden)
 
 
+def _attn_impl(model: torch.nn.Module) -> str:
+    """The model's attention implementation (transformers' default, SDPA, when it names none)."""
+    return str(getattr(getattr(model, "config", None), "_attn_implementation", None) or "sdpa")
+
+
 def supports_shared_prefix(model: torch.nn.Module) -> bool:
     """Whether the model's attention takes a custom 4D mask (SDPA, eager, flex), so prefixes can be shared."""
-    impl = str(getattr(getattr(model, "config", None), "_attn_implementation", None) or "sdpa")
-    return "flash" not in impl
+    return "flash" not in _attn_impl(model)
 
 
 def pack_shared(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int,
@@ -135,8 +139,8 @@ def block_mask(segments: torch.Tensor, additive_dtype: torch.dtype | None = None
 def shared_logits(model: torch.nn.Module, batch: SharedBatch, *, hidden: bool = False
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run the rows once and gather, per rollout, the logits (and hidden states) of its completion tokens."""
-    impl = str(getattr(getattr(model, "config", None), "_attn_implementation", None) or "sdpa")
-    if "flash" in impl:
+    impl = _attn_impl(model)
+    if not supports_shared_prefix(model):
         raise ValueError(f"attention implementation {impl!r} takes no custom mask: score without prefix sharing")
     dtype = _float_dtype(model) if impl == "eager" else None
     mask = block_mask(batch.segments, dtype)
